@@ -20,16 +20,19 @@
 
 #define SP_MAX_ROUTES 64
 #define SP_MAX_DNS_SERVERS 8
+#define SP_CONFIG_MAX_VARS 64		/* room in sp_config_t.sources */
+#define SP_CONFIG_MAX_UNKNOWN 16	/* unknown SEALPOST_* names remembered */
 
 /* One SEALPOST_ROUTES entry: "domain=host:port" or "*=host:port". */
 typedef struct sp_route {
 	char domain[256];	/* lower case; "*" matches every domain */
-	char host[256];		/* host name (verified like an MX name) or IP literal */
+	char host[256];		/* host name (verified like an MX name) or IP literal;
+				   an IPv6 literal is stored without brackets */
 	uint16_t port;
 } sp_route_t;
 
 typedef struct sp_hostport {
-	char host[64];		/* numeric IPv4 or IPv6 address */
+	char host[64];		/* numeric IPv4 or IPv6 address (no brackets) */
 	uint16_t port;
 } sp_hostport_t;
 
@@ -83,6 +86,11 @@ typedef struct sp_config {
 	enum sp_log_format log_format;	/* SEALPOST_LOG_FORMAT [text] */
 	enum sp_log_level log_level;	/* SEALPOST_LOG_LEVEL [info] */
 	char metrics_listen[128];	/* SEALPOST_METRICS_LISTEN [""] */
+
+	/* Kept by sp_config_load for sp_config_print only; not for other modules. */
+	unsigned char sources[SP_CONFIG_MAX_VARS];	/* per variable: 0 default, 1 environment */
+	char unknown[SP_CONFIG_MAX_UNKNOWN][160];	/* unknown "SEALPOST_X=value", sanitised */
+	size_t nunknown;				/* unknown names seen (may exceed the array) */
 } sp_config_t;
 
 /* sp_config_load - fill cfg from envp (NULL: environ); 0, or -1 with err set */
