@@ -71,6 +71,11 @@ void dns_resolve_mx(dns_resolver_t *r, const char *domain, uint16_t port,
 void dns_resolve_host(dns_resolver_t *r, const char *host, uint16_t port,
 		      dns_done_fn done, void *arg);
 
+/* dns_resolver_set_timeout - c-ares per-try timeout (ms; doubled each
+ * round) and tries; default 2000 ms, 2 tries.  Only takes effect while no
+ * query is in flight (added for tests and tuning) */
+void dns_resolver_set_timeout(dns_resolver_t *r, int ms, int tries);
+
 /* Event loop hooks */
 void dns_process_fd(dns_resolver_t *r, int fd, int readable, int writable);
 void dns_process_timeout(dns_resolver_t *r);
@@ -81,6 +86,7 @@ size_t dns_pending(const dns_resolver_t *r);
 
 typedef struct dns_stats {
 	uint64_t lookups, cache_hits, failures;
+	uint64_t queries;	/* DNS questions sent on the wire (added) */
 } dns_stats_t;
 void dns_resolver_stats(const dns_resolver_t *r, dns_stats_t *out);
 
