@@ -840,7 +840,13 @@ parse_hostport(const char *s, size_t n, int allow_name, int need_port,
 			return -1;
 		}
 	} else {
-		colon = memrchr(s, ':', n);
+		/* the last ':' separates the port (memrchr is not portable) */
+		for (colon = NULL, hl = n; hl > 0; hl--) {
+			if (s[hl - 1] == ':') {
+				colon = s + hl - 1;
+				break;
+			}
+		}
 		h = s;
 		hl = colon != NULL ? (size_t)(colon - s) : n;
 		if (colon != NULL) {
