@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# dns-server.sh - a throw-away authoritative DNS server (unbound) for tests.
+#
+#   dns-server.sh start DIR PORT RECORDS_FILE
+#   dns-server.sh stop DIR
+#
+# start writes DIR/unbound.conf, runs /usr/sbin/unbound in the foreground
+# mode in the background (pid in DIR/unbound.pid, log in DIR/unbound.log),
+# listening on 127.0.0.1:PORT over UDP and TCP, and returns once it answers
+# (exit 1 after 5 s if it never does).  It serves:
+#
+#   test.           static zone: only what RECORDS_FILE says; anything else
+#                   under test. is NXDOMAIN
+#   timeout.test.   queries are dropped: clients time out
+#   refused.test.   answered with REFUSED
+#
+# RECORDS_FILE: one resource record a line in zone-file syntax, e.g.
+#   mx.test. 300 IN MX 10 mx1.mx.test.
+#   mx1.mx.test. 300 IN A 127.0.0.1
+# Lines starting with "local-zone:" or "local-data:" are copied verbatim
+# (other zones, other types); blank lines and # comments are skipped.
+# UDP answers are limited to 512 bytes unless the client sends EDNS, so a
+# large answer is truncated and the client must retry over TCP.
+set -eu
+
+usage() {
+	echo "usage: $0 start DIR PORT RECORDS_FILE | stop DIR" >&2
+	exit 2
+}
+
+# probe PORT - 0 if something answers a DNS query for test./SOA on PORT
+probe() {
+	/usr/bin/python3 - "$1" <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+q = bytes.fromhex("abcd01000001000000000000") + b"\x04test\x00" + b"\x00\x06\x00\x01"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.2)
+try:
+    s.sendto(q, ("127.0.0.1", port))
+    r, _ = s.recvfrom(4096)
+    sys.exit(0 if r[:2] == b"\xab\xcd" else 1)
+except OSError:
+    sys.exit(1)
+EOF
+}
+
+cmd=${1:-}
+case "$cmd" in
+start)
+	[ $# -eq 4 ] || usage
+	dir=$2 port=$3 records=$4
+	mkdir -p "$dir"
+	conf=$dir/unbound.conf
+	{
+		echo "server:"
+		echo "	username: \"\""
+		echo "	chroot: \"\""
+		echo "	directory: \"$dir\""
+		echo "	pidfile: \"\""
+		echo "	do-daemonize: no"
+		echo "	use-syslog: no"
+		echo "	logfile: \"$dir/unbound.log\""
+		echo "	verbosity: 1"
+		echo "	num-threads: 1"
+		echo "	interface: 127.0.0.1"
+		echo "	port: $port"
+		echo "	do-ip4: yes"
+		echo "	do-ip6: no"
+		echo "	do-udp: yes"
+		echo "	do-tcp: yes"
+		echo "	so-reuseport: no"
+		echo "	access-control: 127.0.0.0/8 allow"
+		echo "	module-config: \"iterator\""
+		echo "	trust-anchor-signaling: no"
+		echo "	minimal-responses: yes"
+		echo "	local-zone: \"test.\" static"
+		echo "	local-data: \"test. 60 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 30\""
+		echo "	local-zone: \"timeout.test.\" deny"
+		echo "	local-zone: \"refused.test.\" refuse"
+		while IFS= read -r line || [ -n "$line" ]; do
+			case "$line" in
+			''|'#'*) ;;
+			local-zone:*|local-data:*) echo "	$line" ;;
+			*) echo "	local-data: \"$line\"" ;;
+			esac
+		done <"$records"
+		echo "remote-control:"
+		echo "	control-enable: no"
+	} >"$conf"
+	/usr/sbin/unbound -d -c "$conf" >>"$dir/unbound.log" 2>&1 &
+	echo $! >"$dir/unbound.pid"
+	for _ in $(seq 1 50); do
+		if probe "$port"; then
+			exit 0
+		fi
+		if ! kill -0 "$(cat "$dir/unbound.pid")" 2>/dev/null; then
+			echo "dns-server: unbound exited; log:" >&2
+			cat "$dir/unbound.log" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	echo "dns-server: unbound does not answer on 127.0.0.1:$port; log:" >&2
+	cat "$dir/unbound.log" >&2
+	kill "$(cat "$dir/unbound.pid")" 2>/dev/null || true
+	exit 1
+	;;
+stop)
+	[ $# -eq 2 ] || usage
+	dir=$2
+	[ -f "$dir/unbound.pid" ] || exit 0
+	pid=$(cat "$dir/unbound.pid")
+	kill "$pid" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$dir/unbound.pid"
+	;;
+*)
+	usage
+	;;
+esac
