@@ -570,8 +570,8 @@ Test(config, dns_servers_reject_names_bad_ports_and_too_many)
 		"SEALPOST_DNS_SERVERS=1.2.3.4,,5.6.7.8",
 		"SEALPOST_DNS_SERVERS=1.2.3",
 		"SEALPOST_DNS_SERVERS=[::1]x",
-		"SEALPOST_DNS_SERVERS=1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5,"
-		    "6.6.6.6,7.7.7.7,8.8.8.8,9.9.9.9",
+		("SEALPOST_DNS_SERVERS=1.1.1.1,2.2.2.2,3.3.3.3,4.4.4.4,5.5.5.5,"
+		    "6.6.6.6,7.7.7.7,8.8.8.8,9.9.9.9"),
 	};
 	size_t i;
 
