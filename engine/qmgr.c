@@ -1,0 +1,767 @@
+/*
+ * engine/qmgr.c - the queue manager: the engine's main thread.
+ *
+ *	eng_run(cfg, drain)	run until SIGTERM/SIGINT, or with drain until
+ *				nothing due remains; returns a sysexits code
+ *
+ * It owns the spool and every q_msg_t.  New files are noticed through
+ * inotify on spool/new (read on this thread's own io_uring), plus a scan at
+ * start and every SEALPOST_SCAN_INTERVAL as a safety net; the cost of
+ * noticing a file does not depend on how many messages are deferred, since
+ * deferred ones live in a heap ordered by next attempt and are not looked
+ * at until due.  Claimed messages are cut into jobs (one domain, at most
+ * SEALPOST_RCPTS_PER_TRANSACTION recipients) and handed to the workers;
+ * finished jobs come back through a done queue, their outcomes are logged
+ * (one line per recipient) and recorded, and the message is removed once
+ * every recipient is final, or written back with its next attempt time.
+ *
+ * Memory stays bounded: at most `max_inflight` messages are held in memory
+ * (their content included); beyond that, new files wait in spool/new (their
+ * names in a bounded FIFO, then a rescan) and due deferred ones in the heap
+ * (an id and a time each).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "engine/engine.h"
+#include "engine/eng_internal.h"
+
+#define UD_INOTIFY	1
+#define UD_DONE		2
+#define UD_SIGNAL	3
+#define BACKLOG_MAX	100000	/* new-file names remembered; beyond, rescan */
+#define RECOVER_BATCH	512	/* queued messages examined per loop turn at start */
+
+struct eng_msg {
+	q_msg_t	*q;
+	unsigned jobs_out;
+	int	changed;		/* some recipient got an outcome this attempt */
+};
+
+typedef struct due_ent {
+	int64_t	due;			/* unix seconds */
+	char	id[Q_ID_LEN];
+} due_ent_t;
+
+typedef struct qmgr {
+	const sp_config_t *cfg;
+	int	drain;
+	q_spool_t *sp;
+	eng_shared_t sh;
+	eng_worker_t **workers;
+	unsigned nworkers, next_worker;
+	struct io_uring ring;
+	int	ifd, wd_new, wd_root, sfd;
+	char	ibuf[64 * 1024] __attribute__((aligned(8)));
+	uint64_t done_buf;
+	struct signalfd_siginfo sig;
+	int	stopping;
+
+	/* new files not yet claimed */
+	char	**backlog;
+	size_t	bhead, btail, bcount, bcap;
+	int	rescan;			/* backlog overflowed: scan new/ again */
+	int64_t	next_scan;
+
+	/* queued messages found at start, examined in batches */
+	char	**recover;
+	size_t	nrecover, recover_i;
+
+	/* deferred messages, min-heap by due time */
+	due_ent_t *heap;
+	size_t	nheap, heap_cap;
+
+	unsigned inflight, max_inflight;
+	uint64_t delivered, deferred, bounced;
+} qmgr_t;
+
+static int qmgr_init(qmgr_t *m, char *err, size_t errlen);
+static void qmgr_fini(qmgr_t *m);
+static void arm_inotify(qmgr_t *m);
+static void arm_done(qmgr_t *m);
+static void arm_signal(qmgr_t *m);
+static void on_inotify(qmgr_t *m, int res);
+static void backlog_add(qmgr_t *m, const char *name);
+static void scan_new_cb(void *arg, const char *name);
+static void recover_cb(void *arg, const char *id);
+static void pump(qmgr_t *m);
+static void claim_one(qmgr_t *m, const char *name);
+static void dispatch(qmgr_t *m, q_msg_t *q);
+static void on_done(qmgr_t *m);
+static void attempt_over(qmgr_t *m, eng_msg_t *em);
+static void log_outcome(qmgr_t *m, const q_msg_t *q, const eng_job_t *job, size_t j,
+			const q_rcpt_t *r);
+static void heap_push(qmgr_t *m, int64_t due, const char *id);
+static void heap_pop(qmgr_t *m);
+static void flush_all(qmgr_t *m);
+static int64_t now_s(void);
+
+/* now_s - wall-clock seconds, for the spool's times */
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* eng_run - `sealpost run [--drain]` */
+int
+eng_run(const sp_config_t *cfg, int drain)
+{
+	qmgr_t *m;
+	char err[512];
+	int rc = EX_OK;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		sp_log_msg(SP_LOG_ERROR, "startup", "out of memory");
+		return EX_OSERR;
+	}
+	m->cfg = cfg;
+	m->drain = drain;
+	if (qmgr_init(m, err, sizeof(err)) < 0) {
+		sp_log_msg(SP_LOG_ERROR, "startup", "%s", err);
+		qmgr_fini(m);
+		free(m);
+		return EX_CONFIG;
+	}
+	sp_log_msg(SP_LOG_INFO, "startup", "sealpost running: spool=%s workers=%u drain=%s",
+	    cfg->spool, m->nworkers, drain ? "yes" : "no");
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts, *tsp = NULL;
+		unsigned head, seen = 0;
+		int64_t wait_ms = -1, now;
+
+		pump(m);
+		if (m->stopping && m->inflight == 0)
+			break;
+		if (m->drain && !m->stopping && m->inflight == 0 && m->bcount == 0 &&
+		    !m->rescan && m->recover_i >= m->nrecover &&
+		    (m->nheap == 0 || m->heap[0].due > now_s())) {
+			/* Last look: anything dropped meanwhile is due too. */
+			q_scan_new(m->sp, scan_new_cb, m);
+			if (m->bcount == 0 && !m->rescan)
+				break;
+			continue;
+		}
+		now = now_s();
+		if (m->nheap > 0 && !m->stopping)
+			wait_ms = m->heap[0].due > now ? (m->heap[0].due - now) * 1000 : 1000;
+		{
+			int64_t to_scan = (m->next_scan - now) * 1000;
+
+			if (to_scan < 0)
+				to_scan = 0;
+			if (wait_ms < 0 || to_scan < wait_ms)
+				wait_ms = to_scan;
+		}
+		if (m->recover_i < m->nrecover)
+			wait_ms = 0;
+		ts.tv_sec = wait_ms / 1000;
+		ts.tv_nsec = (wait_ms % 1000) * 1000000;
+		tsp = &ts;
+		io_uring_submit_and_wait_timeout(&m->ring, &cqe, wait_ms == 0 ? 0 : 1, tsp, NULL);
+		io_uring_for_each_cqe(&m->ring, head, cqe) {
+			seen++;
+			switch (io_uring_cqe_get_data64(cqe)) {
+			case UD_INOTIFY:
+				on_inotify(m, cqe->res);
+				arm_inotify(m);
+				break;
+			case UD_DONE:
+				on_done(m);
+				arm_done(m);
+				break;
+			case UD_SIGNAL:
+				if (cqe->res == (int)sizeof(m->sig)) {
+					if (m->stopping) {
+						sp_log_msg(SP_LOG_WARN, "shutdown",
+						    "second signal: exiting now; in-flight "
+						    "messages stay queued");
+						_exit(EX_TEMPFAIL);
+					}
+					sp_log_msg(SP_LOG_INFO, "shutdown",
+					    "signal %u: finishing transactions in flight",
+					    m->sig.ssi_signo);
+					m->stopping = 1;
+					for (unsigned i = 0; i < m->nworkers; i++)
+						eng_worker_stop(m->workers[i]);
+				}
+				arm_signal(m);
+				break;
+			}
+		}
+		io_uring_cq_advance(&m->ring, seen);
+		on_done(m);	/* cheap: results that raced with the eventfd read */
+	}
+	sp_log_msg(SP_LOG_INFO, "shutdown", "delivered=%llu deferred=%llu bounced=%llu",
+	    (unsigned long long)m->delivered, (unsigned long long)m->deferred,
+	    (unsigned long long)m->bounced);
+	{
+		tls_stats_t ts;
+
+		tls_ctx_stats(m->sh.tls, &ts);
+		sp_log_msg(SP_LOG_INFO, "tls_stats", "full=%llu resumed=%llu failed=%llu",
+		    (unsigned long long)ts.full, (unsigned long long)ts.resumed,
+		    (unsigned long long)ts.failed);
+	}
+	qmgr_fini(m);
+	free(m);
+	return rc;
+}
+
+/* qmgr_init - spool, TLS context, policy, ring, inotify, signals, workers */
+static int
+qmgr_init(qmgr_t *m, char *err, size_t errlen)
+{
+	const sp_config_t *cfg = m->cfg;
+	sigset_t ss;
+	int rc;
+
+	m->ifd = m->sfd = -1;
+	m->max_inflight = 2 * cfg->max_connections + 64;
+	if (q_spool_open(&m->sp, cfg->spool, err, errlen) != Q_OK)
+		return -1;
+	m->sh.cfg = cfg;
+	if (eng_jobq_init(&m->sh.done) < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -1;
+	}
+	if ((m->sh.tls = tls_ctx_new_client(cfg, err, errlen)) == NULL)
+		return -1;
+	if (cfg->tls_policy[0] &&
+	    tls_policy_load(cfg->tls_policy, &m->sh.policy, err, errlen) < 0)
+		return -1;
+	m->sh.default_policy.level = cfg->tls_level;
+	if ((rc = io_uring_queue_init(64, &m->ring, 0)) < 0) {
+		snprintf(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
+		return -1;
+	}
+	if ((m->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 ||
+	    (m->wd_new = inotify_add_watch(m->ifd, q_spool_dir(m->sp, "new"),
+	    IN_MOVED_TO | IN_CLOSE_WRITE)) < 0 ||
+	    (m->wd_root = inotify_add_watch(m->ifd, cfg->spool, IN_MOVED_TO | IN_CLOSE_WRITE)) < 0) {
+		snprintf(err, errlen, "inotify on %s: %s", cfg->spool, strerror(errno));
+		return -1;
+	}
+	/* Signals arrive as data on the ring; workers inherit the mask. */
+	sigemptyset(&ss);
+	sigaddset(&ss, SIGTERM);
+	sigaddset(&ss, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &ss, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((m->sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+		snprintf(err, errlen, "signalfd: %s", strerror(errno));
+		return -1;
+	}
+	m->workers = calloc(cfg->workers, sizeof(*m->workers));
+	if (m->workers == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->workers; i++) {
+		if ((m->workers[i] = eng_worker_start(&m->sh, i, err, errlen)) == NULL)
+			return -1;
+		m->nworkers++;
+	}
+	arm_inotify(m);
+	arm_done(m);
+	arm_signal(m);
+	/* Start-up: what is already queued (examined in batches), then new/. */
+	q_scan_queue(m->sp, recover_cb, m);
+	q_scan_new(m->sp, scan_new_cb, m);
+	m->next_scan = now_s() + cfg->scan_interval;
+	return 0;
+}
+
+/* qmgr_fini - stop workers (if any still run) and release everything */
+static void
+qmgr_fini(qmgr_t *m)
+{
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		eng_worker_stop(m->workers[i]);
+		eng_worker_join(m->workers[i]);
+	}
+	free(m->workers);
+	if (m->ring.ring_fd > 0)
+		io_uring_queue_exit(&m->ring);
+	if (m->ifd >= 0)
+		close(m->ifd);
+	if (m->sfd >= 0)
+		close(m->sfd);
+	while (m->bcount > 0) {
+		free(m->backlog[m->bhead]);
+		m->bhead = (m->bhead + 1) % m->bcap;
+		m->bcount--;
+	}
+	free(m->backlog);
+	for (size_t i = m->recover_i; i < m->nrecover; i++)
+		free(m->recover[i]);
+	free(m->recover);
+	free(m->heap);
+	if (m->sh.policy)
+		tls_policy_free(m->sh.policy);
+	if (m->sh.tls)
+		tls_ctx_free(m->sh.tls);
+	if (m->sh.done.efd > 0)
+		eng_jobq_destroy(&m->sh.done);
+	q_spool_close(m->sp);
+}
+
+static void
+arm_inotify(qmgr_t *m)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&m->ring);
+
+	io_uring_prep_read(sqe, m->ifd, m->ibuf, sizeof(m->ibuf), 0);
+	io_uring_sqe_set_data64(sqe, UD_INOTIFY);
+}
+
+static void
+arm_done(qmgr_t *m)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&m->ring);
+
+	io_uring_prep_read(sqe, m->sh.done.efd, &m->done_buf, sizeof(m->done_buf), 0);
+	io_uring_sqe_set_data64(sqe, UD_DONE);
+}
+
+static void
+arm_signal(qmgr_t *m)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&m->ring);
+
+	io_uring_prep_read(sqe, m->sfd, &m->sig, sizeof(m->sig), 0);
+	io_uring_sqe_set_data64(sqe, UD_SIGNAL);
+}
+
+/* on_inotify - new files in new/, or a flush request in the root */
+static void
+on_inotify(qmgr_t *m, int res)
+{
+	size_t off = 0;
+
+	if (res < 0) {
+		if (res != -EAGAIN && res != -EINTR)
+			sp_log_msg(SP_LOG_ERROR, "pickup", "inotify read: %s", strerror(-res));
+		return;
+	}
+	while (off + sizeof(struct inotify_event) <= (size_t)res) {
+		const struct inotify_event *ev = (const void *)(m->ibuf + off);
+
+		off += sizeof(*ev) + ev->len;
+		if (ev->mask & IN_Q_OVERFLOW) {
+			m->rescan = 1;	/* events were lost: look at the folder */
+			continue;
+		}
+		if (ev->len == 0 || ev->name[0] == '.')
+			continue;
+		if (ev->wd == m->wd_new)
+			backlog_add(m, ev->name);
+		else if (ev->wd == m->wd_root && strcmp(ev->name, Q_FLUSH_FILE) == 0)
+			flush_all(m);
+	}
+}
+
+/* backlog_add - remember a new file to claim (bounded; overflow rescans) */
+static void
+backlog_add(qmgr_t *m, const char *name)
+{
+	char *copy;
+
+	if (m->bcount == m->bcap) {
+		size_t cap = m->bcap ? 2 * m->bcap : 1024;
+		char **b;
+
+		if (cap > BACKLOG_MAX || (b = malloc(cap * sizeof(*b))) == NULL) {
+			m->rescan = 1;
+			return;
+		}
+		for (size_t i = 0; i < m->bcount; i++)
+			b[i] = m->backlog[(m->bhead + i) % m->bcap];
+		free(m->backlog);
+		m->backlog = b;
+		m->bhead = 0;
+		m->btail = m->bcount;
+		m->bcap = cap;
+	}
+	if ((copy = strdup(name)) == NULL) {
+		m->rescan = 1;
+		return;
+	}
+	m->backlog[m->btail] = copy;
+	m->btail = (m->btail + 1) % m->bcap;
+	m->bcount++;
+}
+
+static void
+scan_new_cb(void *arg, const char *name)
+{
+	backlog_add(arg, name);
+}
+
+/* recover_cb - a message already queued at start */
+static void
+recover_cb(void *arg, const char *id)
+{
+	qmgr_t *m = arg;
+	char *copy, **r;
+
+	if (m->nrecover % 1024 == 0) {
+		if ((r = realloc(m->recover, (m->nrecover + 1024) * sizeof(*r))) == NULL)
+			return;		/* examined on a later start */
+		m->recover = r;
+	}
+	if ((copy = strdup(id)) != NULL)
+		m->recover[m->nrecover++] = copy;
+}
+
+/* flush_all - `sealpost flush`: every deferred message is due now */
+static void
+flush_all(qmgr_t *m)
+{
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", m->cfg->spool, Q_FLUSH_FILE);
+	unlink(path);
+	for (size_t i = 0; i < m->nheap; i++)
+		m->heap[i].due = 0;	/* all equal: still a heap */
+	sp_log_msg(SP_LOG_INFO, "flush", "%zu deferred messages made due", m->nheap);
+}
+
+/* pump - claim new files and load due messages while there is room */
+static void
+pump(qmgr_t *m)
+{
+	int64_t now = now_s();
+
+	if (m->stopping)
+		return;
+	/* Start-up recovery, a batch per turn so new mail is not held up. */
+	for (size_t n = 0; n < RECOVER_BATCH && m->recover_i < m->nrecover; n++) {
+		char *id = m->recover[m->recover_i++];
+		q_msg_t *q = NULL;
+		char why[256];
+
+		if (q_load_state(m->sp, id, &q, why, sizeof(why)) == Q_OK) {
+			if (q_msg_final(q)) {
+				if (q_done(m->sp, q, why, sizeof(why)) != Q_OK)
+					sp_log_msg(SP_LOG_ERROR, "recover", "id=%s: %s", id, why);
+			} else {
+				heap_push(m, q_msg_next_attempt(q), id);
+			}
+			q_msg_free(q);
+		} else {
+			sp_log_msg(SP_LOG_ERROR, "recover", "id=%s: %s", id, why);
+		}
+		free(id);
+	}
+	if (now >= m->next_scan || (m->rescan && m->bcount == 0)) {
+		m->rescan = 0;
+		m->next_scan = now + m->cfg->scan_interval;
+		q_scan_new(m->sp, scan_new_cb, m);
+	}
+	while (m->bcount > 0 && m->inflight < m->max_inflight) {
+		char *name = m->backlog[m->bhead];
+
+		m->bhead = (m->bhead + 1) % m->bcap;
+		m->bcount--;
+		claim_one(m, name);
+		free(name);
+	}
+	while (m->nheap > 0 && m->heap[0].due <= now && m->inflight < m->max_inflight) {
+		char id[Q_ID_LEN], why[256];
+		q_msg_t *q = NULL;
+
+		memcpy(id, m->heap[0].id, sizeof(id));
+		heap_pop(m);
+		if (q_load(m->sp, id, &q, why, sizeof(why)) != Q_OK) {
+			sp_log_msg(SP_LOG_ERROR, "load", "id=%s: %s", id, why);
+			continue;
+		}
+		dispatch(m, q);
+	}
+}
+
+/* claim_one - take one file from new/ into the queue and dispatch it */
+static void
+claim_one(qmgr_t *m, const char *name)
+{
+	q_msg_t *q = NULL;
+	char why[512];
+	sp_logline_t l;
+	int rc = q_claim(m->sp, name, &q, why, sizeof(why));
+
+	switch (rc) {
+	case Q_OK:
+		if (sp_log_begin(&l, SP_LOG_INFO, "queued")) {
+			sp_log_str(&l, "id", q->id);
+			sp_log_str(&l, "from", q->sender);
+			sp_log_int(&l, "nrcpt", (long long)q->nrcpt);
+			sp_log_int(&l, "size", (long long)(q->len - q->body_off));
+			sp_log_end(&l);
+		}
+		dispatch(m, q);
+		break;
+	case Q_CORRUPT:
+		sp_log_msg(SP_LOG_WARN, "corrupt", "file=%s moved to corrupt/: %s", name, why);
+		break;
+	case Q_GONE:
+		break;		/* claimed through another event, or removed */
+	default:
+		/* Left in new/: the periodic scan tries again. */
+		sp_log_msg(SP_LOG_ERROR, "pickup", "file=%s: %s (will retry)", name, why);
+		break;
+	}
+}
+
+/* dispatch - cut the due recipients of q into jobs and hand them out */
+static void
+dispatch(qmgr_t *m, q_msg_t *q)
+{
+	int64_t now = now_s();
+	eng_msg_t *em = calloc(1, sizeof(*em));
+	unsigned char *taken = calloc(q->nrcpt ? q->nrcpt : 1, 1);
+	size_t per = m->cfg->rcpts_per_transaction;
+
+	if (em == NULL || taken == NULL) {
+		/* Memory is short: retry this message in a minute. */
+		sp_log_msg(SP_LOG_ERROR, "dispatch", "id=%s: out of memory", q->id);
+		heap_push(m, now + 60, q->id);
+		free(em);
+		free(taken);
+		q_msg_free(q);
+		return;
+	}
+	em->q = q;
+	m->inflight++;
+	for (size_t i = 0; i < q->nrcpt; i++) {
+		const q_rcpt_t *r = &q->rcpt[i];
+		eng_job_t *job;
+
+		if (taken[i] || r->status == Q_RCPT_SENT || r->status == Q_RCPT_BOUNCED ||
+		    r->next_attempt > now)
+			continue;
+		job = calloc(1, sizeof(*job));
+		if (job == NULL || (job->rcpt = calloc(per, sizeof(*job->rcpt))) == NULL ||
+		    (job->out = calloc(per, sizeof(*job->out))) == NULL) {
+			if (job) {
+				free(job->rcpt);
+				free(job);
+			}
+			break;		/* the rest stays due: picked up next attempt */
+		}
+		job->owner = em;
+		job->msg = q;
+		snprintf(job->domain, sizeof(job->domain), "%s", r->domain);
+		/* Same domain, one transaction: O(n^2) over at most Q_MAX_RCPTS. */
+		for (size_t k = i; k < q->nrcpt && job->nrcpt < per; k++) {
+			const q_rcpt_t *rk = &q->rcpt[k];
+
+			if (taken[k] || rk->status == Q_RCPT_SENT || rk->status == Q_RCPT_BOUNCED ||
+			    rk->next_attempt > now || strcmp(rk->domain, r->domain) != 0)
+				continue;
+			taken[k] = 1;
+			job->rcpt[job->nrcpt++] = k;
+		}
+		em->jobs_out++;
+		eng_worker_submit(m->workers[m->next_worker], job);
+		m->next_worker = (m->next_worker + 1) % m->nworkers;
+	}
+	free(taken);
+	if (em->jobs_out == 0)
+		attempt_over(m, em);
+}
+
+/* on_done - outcomes of finished jobs */
+static void
+on_done(qmgr_t *m)
+{
+	eng_job_t *job, *next;
+	int64_t now = now_s();
+
+	for (job = eng_jobq_take_all(&m->sh.done); job; job = next) {
+		eng_msg_t *em = job->owner;
+		q_msg_t *q = em->q;
+
+		next = job->next;
+		for (size_t j = 0; job->attempted && j < job->nrcpt; j++) {
+			const eng_outcome_t *o = &job->out[j];
+			q_rcpt_t *r = &q->rcpt[job->rcpt[j]];
+			enum q_rcpt_status st = o->status;
+			char text[ENG_TEXT_MAX + 64];
+			int64_t next_at = 0;
+
+			if (st == Q_RCPT_PENDING)
+				continue;
+			snprintf(text, sizeof(text), "%s", o->text);
+			r->attempts++;
+			if (st == Q_RCPT_DEFERRED) {
+				if (now - q->arrival >= (int64_t)m->cfg->queue_lifetime) {
+					st = Q_RCPT_BOUNCED;
+					snprintf(text, sizeof(text), "%s (gave up after %u attempts: "
+					    "queue lifetime expired)", o->text, r->attempts);
+				} else {
+					next_at = now + q_retry_delay(m->cfg, r->attempts,
+					    (uint32_t)random());
+				}
+			}
+			q_rcpt_update(r, st, o->dsn, text, job->relay[0] ? job->relay : NULL,
+			    next_at);
+			em->changed = 1;
+			log_outcome(m, q, job, j, r);
+			if (st == Q_RCPT_SENT)
+				m->delivered++;
+			else if (st == Q_RCPT_DEFERRED)
+				m->deferred++;
+			else
+				m->bounced++;
+		}
+		free(job->rcpt);
+		free(job->out);
+		free(job);
+		if (--em->jobs_out == 0)
+			attempt_over(m, em);
+	}
+}
+
+/* log_outcome - the one line per recipient attempt */
+static void
+log_outcome(qmgr_t *m, const q_msg_t *q, const eng_job_t *job, size_t j, const q_rcpt_t *r)
+{
+	static const char *names[] = { "pending", "deferred", "sent", "bounced" };
+	sp_logline_t l;
+	struct timespec ts;
+
+	(void)m;
+	(void)j;
+	if (!sp_log_begin(&l, r->status == Q_RCPT_SENT ? SP_LOG_INFO : SP_LOG_WARN, "delivery"))
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	sp_log_str(&l, "id", q->id);
+	sp_log_str(&l, "from", q->sender);
+	sp_log_str(&l, "rcpt", r->addr);
+	sp_log_str(&l, "status", names[r->status]);
+	sp_log_str(&l, "relay", job->relay[0] ? job->relay : "none");
+	sp_log_str(&l, "dsn", r->dsn);
+	sp_log_str(&l, "reply", r->last_error);
+	sp_log_fmt(&l, "delay", "%.3f",
+	    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - (double)q->arrival);
+	sp_log_int(&l, "attempts", r->attempts);
+	if (job->tls_version[0]) {
+		sp_log_str(&l, "tls", job->tls_version);
+		sp_log_str(&l, "cipher", job->tls_cipher);
+		sp_log_str(&l, "verified", job->tls_verified);
+		sp_log_str(&l, "resumed", job->tls_resumed ? "yes" : "no");
+	} else {
+		sp_log_str(&l, "tls", "none");
+	}
+	if (r->status == Q_RCPT_DEFERRED)
+		sp_log_int(&l, "next_attempt", (long long)r->next_attempt);
+	sp_log_end(&l);
+}
+
+/* attempt_over - every job of this attempt is back: record, finish or wait */
+static void
+attempt_over(qmgr_t *m, eng_msg_t *em)
+{
+	q_msg_t *q = em->q;
+	char why[512];
+
+	m->inflight--;
+	if (q_msg_final(q)) {
+		if (q->sender[0] == '\0') {
+			for (size_t i = 0; i < q->nrcpt; i++)
+				if (q->rcpt[i].status == Q_RCPT_BOUNCED)
+					sp_log_msg(SP_LOG_WARN, "bounce_dropped",
+					    "id=%s rcpt=%s: undeliverable message with null "
+					    "sender <> is dropped, never bounced",
+					    q->id, q->rcpt[i].addr);
+		}
+		if (q_done(m->sp, q, why, sizeof(why)) != Q_OK) {
+			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot remove: %s", q->id, why);
+		} else {
+			sp_logline_t l;
+
+			if (sp_log_begin(&l, SP_LOG_INFO, "removed")) {
+				sp_log_str(&l, "id", q->id);
+				sp_log_end(&l);
+			}
+		}
+	} else {
+		int64_t due = q_msg_next_attempt(q);
+
+		if (em->changed && q_record(m->sp, q, why, sizeof(why)) != Q_OK) {
+			/* The outcomes stay in memory and are written with the next
+			 * attempt; a crash before then re-sends, never loses. */
+			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot record state: %s",
+			    q->id, why);
+		}
+		heap_push(m, due, q->id);
+	}
+	q_msg_free(q);
+	free(em);
+}
+
+/* Deferred heap: min-heap on due. */
+
+static void
+heap_push(qmgr_t *m, int64_t due, const char *id)
+{
+	size_t i;
+
+	if (m->nheap == m->heap_cap) {
+		size_t cap = m->heap_cap ? 2 * m->heap_cap : 1024;
+		due_ent_t *h = realloc(m->heap, cap * sizeof(*h));
+
+		if (h == NULL) {
+			/* Found again by the next start's scan of msg/. */
+			sp_log_msg(SP_LOG_ERROR, "schedule", "id=%s: out of memory", id);
+			return;
+		}
+		m->heap = h;
+		m->heap_cap = cap;
+	}
+	i = m->nheap++;
+	m->heap[i].due = due;
+	snprintf(m->heap[i].id, sizeof(m->heap[i].id), "%s", id);
+	while (i > 0 && m->heap[(i - 1) / 2].due > m->heap[i].due) {
+		due_ent_t t = m->heap[i];
+
+		m->heap[i] = m->heap[(i - 1) / 2];
+		m->heap[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static void
+heap_pop(qmgr_t *m)
+{
+	size_t i = 0;
+
+	m->heap[0] = m->heap[--m->nheap];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, s = i;
+
+		if (l < m->nheap && m->heap[l].due < m->heap[s].due)
+			s = l;
+		if (r < m->nheap && m->heap[r].due < m->heap[s].due)
+			s = r;
+		if (s == i)
+			break;
+		due_ent_t t = m->heap[i];
+
+		m->heap[i] = m->heap[s];
+		m->heap[s] = t;
+		i = s;
+	}
+}
