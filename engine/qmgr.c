@@ -604,14 +604,14 @@ on_done(qmgr_t *m)
 			if (st == Q_RCPT_PENDING)
 				continue;
 			snprintf(text, sizeof(text), "%s", o->text);
-			r->attempts++;
+			/* q_rcpt_update counts this attempt in r->attempts. */
 			if (st == Q_RCPT_DEFERRED) {
 				if (now - q->arrival >= (int64_t)m->cfg->queue_lifetime) {
 					st = Q_RCPT_BOUNCED;
 					snprintf(text, sizeof(text), "%s (gave up after %u attempts: "
-					    "queue lifetime expired)", o->text, r->attempts);
+					    "queue lifetime expired)", o->text, r->attempts + 1);
 				} else {
-					next_at = now + q_retry_delay(m->cfg, r->attempts,
+					next_at = now + q_retry_delay(m->cfg, r->attempts + 1,
 					    (uint32_t)random());
 				}
 			}
