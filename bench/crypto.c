@@ -13,7 +13,7 @@
  * CPU has it.  Debian's library has no AES-NI: about 166 MB/s of AES-GCM
  * against several GB/s for the build made by bench/build-wolfssl.sh.
  *
- * Errors: usage errors give EX_USAGE, a failing cipher call EX_SOFTWARE,
+ * Errors: usage errors give EX_USAGE (--help prints usage, EX_OK), a failing cipher call EX_SOFTWARE,
  * each with a message on stderr.
  */
 #include <dlfcn.h>
@@ -190,6 +190,15 @@ bench_crypto_main(int argc, char **argv)
 	int a;
 
 	for (a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "-h") == 0 ||
+		    strcmp(argv[a], "--help") == 0) {
+			printf("usage: sealpost-bench crypto [--seconds S]\n"
+			    "  AES-128-GCM and ChaCha20-Poly1305 encryption of "
+			    "%d-byte records,\n  S seconds each (default 1, "
+			    "at most %.0f), with the wolfSSL linked\n",
+			    CRYPTO_RECORD, CRYPTO_MAX_SECONDS);
+			return EX_OK;
+		}
 		if (strcmp(argv[a], "--seconds") == 0 && a + 1 < argc) {
 			if (crypto_parse_seconds(argv[++a], &seconds) != 0) {
 				fprintf(stderr, "sealpost-bench crypto: --seconds "
