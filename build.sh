@@ -7,7 +7,9 @@
 #
 # Environment: CI=true adds -Werror; SEALPOST_SANITIZE=1 builds with
 # ASan+UBSan into build-asan/; SEALPOST_BUILD_TYPE=Debug|Release;
-# SEALPOST_FAST_WOLFSSL=0 skips the optimised wolfSSL build.
+# SEALPOST_FAST_WOLFSSL=0 skips the optimised wolfSSL build, which is
+# cached in SEALPOST_CACHE (default /var/cache/sealpost, else
+# ~/.cache/sealpost); its log is wolfssl-build.log there.
 set -euo pipefail
 cd "$(dirname "$0")"
 src=$(pwd)
