@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/config.h"
 #include "common/status.h"
@@ -497,4 +498,174 @@ Test(tls, name_matcher_follows_rfc6125)
 		    name_cases[i].pattern, name_cases[i].host, name_cases[i].match);
 	cr_assert_eq(tls_name_match(NULL, "a"), 0);
 	cr_assert_eq(tls_name_match("a", NULL), 0);
+}
+
+/* resume_case - two connections through one client ctx; info of the second */
+static void resume_case(int server_version, tls_info_t *second, tls_stats_t *st);
+
+static void
+resume_case(int server_version, tls_info_t *second, tls_stats_t *st)
+{
+	char err[512], buf[64];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *cl, *sv;
+	tls_info_t info;
+	size_t got;
+	int round;
+
+	client_cfg(&cfg);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	cr_assert_not_null(cctx, "%s", err);
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL,
+	    server_version, err, sizeof(err));
+	cr_assert_not_null(sctx, "%s", err);
+	for (round = 0; round < 2; round++) {
+		cl = tls_conn_new_client(cctx, NULL, "mx.test", 2525, "example.test");
+		sv = tls_conn_new_server(sctx);
+		cr_assert_eq(pump(cl, sv, NULL), SP_OK, "%s", tls_conn_error(cl));
+		/* the server greets: a TLS 1.3 ticket rides in front of it */
+		cr_assert_eq(tls_conn_write(sv, "220 hi\r\n", 8, &got), SP_OK);
+		move(sv, cl);
+		cr_assert_eq(tls_conn_read(cl, buf, sizeof(buf), &got), SP_OK);
+		tls_conn_info(cl, &info);
+		if (round == 0)
+			cr_assert_eq(info.resumed, 0);
+		else
+			*second = info;
+		tls_conn_free(cl);
+		tls_conn_free(sv);
+	}
+	tls_ctx_stats(cctx, st);
+	tls_ctx_free(cctx);
+	tls_ctx_free(sctx);
+}
+
+Test(tls, second_connection_resumes_over_tls13)
+{
+	tls_info_t info;
+	tls_stats_t st;
+
+	resume_case(13, &info, &st);
+	cr_assert_eq(info.resumed, 1);
+	cr_assert_str_eq(info.version, "TLSv1.3");
+	cr_assert_str_eq(info.verified, "yes");
+	cr_assert_eq(st.full, 1);
+	cr_assert_eq(st.resumed, 1);
+	cr_assert_eq(st.failed, 0);
+}
+
+Test(tls, second_connection_resumes_over_tls12)
+{
+	tls_info_t info;
+	tls_stats_t st;
+
+	resume_case(1212, &info, &st);
+	cr_assert_eq(info.resumed, 1);
+	cr_assert_str_eq(info.version, "TLSv1.2");
+	cr_assert_eq(st.full, 1);
+	cr_assert_eq(st.resumed, 1);
+}
+
+Test(tls, session_is_not_reused_for_another_port_or_policy)
+{
+	char err[512], buf[64];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *cl, *sv;
+	tls_policy_t enc;
+	tls_info_t info;
+	size_t got;
+	int round;
+
+	memset(&enc, 0, sizeof(enc));
+	enc.level = SP_TLS_ENCRYPT;
+	client_cfg(&cfg);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL, 12,
+	    err, sizeof(err));
+	for (round = 0; round < 3; round++) {
+		/* round 0 verify :25 (cached), 1 verify :26, 2 encrypt :25 */
+		cl = tls_conn_new_client(cctx, round == 2 ? &enc : NULL, "mx.test",
+		    round == 1 ? 26 : 25, "example.test");
+		sv = tls_conn_new_server(sctx);
+		cr_assert_eq(pump(cl, sv, NULL), SP_OK, "%s", tls_conn_error(cl));
+		cr_assert_eq(tls_conn_write(sv, "220 hi\r\n", 8, &got), SP_OK);
+		move(sv, cl);
+		cr_assert_eq(tls_conn_read(cl, buf, sizeof(buf), &got), SP_OK);
+		tls_conn_info(cl, &info);
+		cr_assert_eq(info.resumed, 0, "round %d resumed", round);
+		tls_conn_free(cl);
+		tls_conn_free(sv);
+	}
+	tls_ctx_free(cctx);
+	tls_ctx_free(sctx);
+}
+
+Test(tls, disabled_session_cache_never_resumes)
+{
+	char err[512], buf[64];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *cl, *sv;
+	tls_info_t info;
+	size_t got;
+	int round;
+
+	client_cfg(&cfg);
+	cfg.tls_session_cache = 0;
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL, 1212,
+	    err, sizeof(err));
+	for (round = 0; round < 2; round++) {
+		cl = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+		sv = tls_conn_new_server(sctx);
+		cr_assert_eq(pump(cl, sv, NULL), SP_OK, "%s", tls_conn_error(cl));
+		cr_assert_eq(tls_conn_write(sv, "220 hi\r\n", 8, &got), SP_OK);
+		move(sv, cl);
+		cr_assert_eq(tls_conn_read(cl, buf, sizeof(buf), &got), SP_OK);
+		tls_conn_info(cl, &info);
+		cr_assert_eq(info.resumed, 0);
+		tls_conn_free(cl);
+		tls_conn_free(sv);
+	}
+	tls_ctx_free(cctx);
+	tls_ctx_free(sctx);
+}
+
+Test(tls, expired_cached_session_is_not_offered)
+{
+	char err[512], buf[64];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *cl, *sv;
+	tls_info_t info;
+	tls_stats_t st;
+	size_t got;
+	int round;
+
+	client_cfg(&cfg);
+	cfg.tls_session_lifetime = 1;
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL, 1212,
+	    err, sizeof(err));
+	for (round = 0; round < 2; round++) {
+		if (round == 1)
+			sleep(2);
+		cl = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+		sv = tls_conn_new_server(sctx);
+		cr_assert_eq(pump(cl, sv, NULL), SP_OK, "%s", tls_conn_error(cl));
+		cr_assert_eq(tls_conn_write(sv, "220 hi\r\n", 8, &got), SP_OK);
+		move(sv, cl);
+		cr_assert_eq(tls_conn_read(cl, buf, sizeof(buf), &got), SP_OK);
+		tls_conn_info(cl, &info);
+		cr_assert_eq(info.resumed, 0);
+		tls_conn_free(cl);
+		tls_conn_free(sv);
+	}
+	tls_ctx_stats(cctx, &st);
+	cr_assert_eq(st.full, 2);
+	cr_assert_eq(st.failed, 0);
+	tls_ctx_free(cctx);
+	tls_ctx_free(sctx);
 }

@@ -554,7 +554,8 @@ tls_conn_error(const tls_conn_t *c)
 	return c->reason[0] ? c->reason : "no error";
 }
 
-/* tls_conn_info - version, cipher, verdict, resumption (strings static) */
+/* tls_conn_info - version, cipher, verdict, resumption; the strings are
+ * static and outlive the connection */
 void
 tls_conn_info(const tls_conn_t *c, tls_info_t *info)
 {
@@ -564,7 +565,9 @@ tls_conn_info(const tls_conn_t *c, tls_info_t *info)
 	memset(info, 0, sizeof(*info));
 	info->version = "none";
 	info->cipher = "none";
-	info->verified = c->verified;
+	/* static strings: the info may outlive the connection */
+	info->verified = strcmp(c->verified, "yes") == 0 ? "yes" :
+	    strcmp(c->verified, "pinned") == 0 ? "pinned" : "no";
 	info->resumed = c->resumed;
 	if (!c->established)
 		return;
