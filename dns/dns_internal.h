@@ -17,6 +17,9 @@
 #define DNS_T_MX	15
 #define DNS_T_AAAA	28
 #define DNS_T_SOA	6
+#define DNS_T_CNAME	5
+
+#define DNS_CNAME_MAX	8	/* CNAME hops we chase ourselves */
 
 #define DNS_MX_KEEP	64	/* MX records kept per domain (lowest preferences) */
 
@@ -48,6 +51,7 @@ typedef struct dns_rrset {
 	int	type;
 	enum dns_rcode rc;
 	char	err[64];		/* why, when rc != OK: "timeout", "SERVFAIL" */
+	char	cname[256];		/* NODATA ending in a CNAME: its target, to chase */
 	size_t	nmx;
 	dns_mx_rr_t *mx;		/* type MX: nmx records, malloc'd */
 	size_t	nip;
@@ -62,6 +66,10 @@ int dns_name_decode(const unsigned char *buf, size_t len, size_t *off,
 /* dns_negative_ttl - TTL for a negative answer: min(SOA TTL, SOA minimum)
  * from the authority section; -1 if there is no SOA or it is malformed */
 long dns_negative_ttl(const unsigned char *abuf, int alen);
+
+/* dns_answer_cname - target of the last CNAME in the answer section
+ * (normalized); 0, or -1 if there is none or the reply is malformed */
+int dns_answer_cname(const unsigned char *abuf, int alen, char *out, size_t outlen);
 
 /* mx.c */
 /* dns_name_normalize - lower-case, strip one trailing dot, check syntax

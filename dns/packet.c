@@ -10,6 +10,7 @@
  *
  *	dns_answer_min_ttl()	minimum TTL over the answer section
  *	dns_negative_ttl()	min(SOA TTL, SOA minimum) of a negative reply
+ *	dns_answer_cname()	where a CNAME-only answer points
  *	dns_name_decode()	one possibly compressed name
  *
  * Errors: -1 for "malformed" (or nothing to report); never reads out of
@@ -215,4 +216,42 @@ dns_negative_ttl(const unsigned char *abuf, int alen)
 		return (long)(minimum < rr.ttl ? minimum : rr.ttl);
 	}
 	return -1;
+}
+
+/* dns_answer_cname - target of the last answer CNAME, for a server that
+ * gave us the alias without chasing it (RFC 5321 §5.1: treat the target as
+ * the domain) */
+int
+dns_answer_cname(const unsigned char *abuf, int alen, char *out, size_t outlen)
+{
+	size_t len, off = DNS_HDR_LEN;
+	unsigned qd, an, i;
+	char raw[256];
+	int found = 0;
+
+	if (abuf == NULL || alen < DNS_HDR_LEN)
+		return -1;
+	len = (size_t)alen;
+	qd = get16(abuf + 4);
+	an = get16(abuf + 6);
+	for (i = 0; i < qd; i++)
+		if (skip_question(abuf, len, &off) == -1)
+			return -1;
+	for (i = 0; i < an; i++) {
+		struct rr_head rr;
+		size_t p;
+
+		if (read_rr(abuf, len, &off, &rr) == -1)
+			return -1;
+		if (rr.type != DNS_T_CNAME)
+			continue;
+		p = rr.rdoff;
+		if (dns_name_decode(abuf, len, &p, raw, sizeof(raw)) == -1 ||
+		    p > rr.rdoff + rr.rdlen)
+			return -1;
+		found = 1;
+	}
+	if (!found || dns_name_normalize(raw, out, outlen) == -1)
+		return -1;
+	return 0;
 }

@@ -92,6 +92,7 @@ struct dns_job {
 	uint16_t port;
 	int	pending;
 	int	waited;			/* some lookup went to the network */
+	int	chased;			/* CNAME hops followed */
 	size_t	nhosts;
 	struct job_host hosts[DNS_MAX_HOSTS];
 	/* JOB_FAILED: the verdict */
@@ -619,6 +620,9 @@ rrset_from_reply(dns_resolver_t *r, int type, int status, const unsigned char *a
 				rs->nip = (size_t)n;
 		}
 	}
+	if (status == ARES_ENODATA && dns_answer_cname(abuf, alen, rs->cname,
+	    sizeof(rs->cname)) == -1)
+		rs->cname[0] = '\0';
 	switch (status) {
 	case ARES_SUCCESS:
 		rs->rc = DNS_RC_OK;
@@ -648,6 +652,10 @@ rrset_from_reply(dns_resolver_t *r, int type, int status, const unsigned char *a
 		break;
 	case ARES_ETIMEOUT:
 		snprintf(rs->err, sizeof(rs->err), "timeout");
+		break;
+	case ARES_ECONNREFUSED:
+		/* also what c-ares reports once every server said REFUSED */
+		snprintf(rs->err, sizeof(rs->err), "DNS server refused or unreachable");
 		break;
 	case ARES_EBADRESP:
 	case ARES_EFORMERR:
@@ -699,6 +707,14 @@ on_answer(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 static void
 job_deliver(struct dns_job *job, int slot, const dns_rrset_t *rs)
 {
+	/* an alias the server did not chase: ask for the target ourselves */
+	if (rs->rc == DNS_RC_NODATA && rs->cname[0] != '\0' &&
+	    job->chased < DNS_CNAME_MAX && job->state != JOB_FAILED) {
+		job->chased++;
+		lookup(job, rs->type, rs->cname, slot);
+		job_release(job);
+		return;
+	}
 	if (slot < 0)
 		job_mx_answer(job, rs);
 	else
@@ -809,8 +825,11 @@ job_finish(struct dns_job *job)
 		free(job);
 		return;
 	}
-	if (r->closing && job->state != JOB_FAILED)
+	if (r->closing) {
+		/* whatever stage it was in, the reason is the shutdown */
+		job->state = JOB_MX;
 		job_fail(job, DNS_TEMPFAIL, "4.4.3", "resolver shut down");
+	}
 	if (job->state == JOB_FAILED) {
 		res->status = job->fstatus;
 		memcpy(res->dsn, job->fdsn, sizeof(res->dsn));
