@@ -455,3 +455,14 @@ Test(policy, policy_ca_file_adds_trust_for_that_domain)
 	cr_assert_eq(handshake("untrusted", &p, "mx.test", "example.test", why, sizeof(why),
 	    NULL), SP_ERROR);
 }
+
+Test(policy, unloadable_policy_ca_fails_the_connection_with_reason)
+{
+	tls_policy_t p;
+	char err[512], why[1024];
+
+	cr_assert_eq(parse("example.test verify ca=/nonexistent/ca.pem", &p, err), 1, "%s", err);
+	cr_assert_eq(handshake("server", &p, "mx.test", "example.test", why, sizeof(why),
+	    NULL), SP_ERROR);
+	cr_assert_str_eq(why, "ca=/nonexistent/ca.pem: cannot load CA certificates");
+}

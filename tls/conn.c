@@ -47,7 +47,7 @@ struct tls_conn {
 	enum sp_tls_level level;
 	char	host[256];
 	char	domain[256];
-	char	key[600];		/* session cache key */
+	char	key[900];		/* session cache key */
 	unsigned char *in;
 	size_t	in_off, in_len, in_cap;
 	int	in_eof;
@@ -191,10 +191,16 @@ tls_conn_new_client(tls_ctx_t *ctx, const tls_policy_t *pol, const char *host,
 
 	if (ctx == NULL || ctx->server || host == NULL)
 		return NULL;
+	/* a ca= file that does not load fails this connection with the reason,
+	 * on the first tls_conn_handshake, rather than returning NULL silently */
 	if ((w = tls_ctx_for_policy(ctx, pol, err, sizeof(err))) == NULL)
-		return NULL;
+		w = ctx->wctx;
 	if ((c = conn_alloc(ctx, w)) == NULL)
 		return NULL;
+	if (err[0] != '\0') {
+		set_reason(c, "%s", err);
+		c->failed = 1;
+	}
 	c->pol = pol;
 	c->level = pol ? pol->level : SP_TLS_VERIFY;
 	snprintf(c->host, sizeof(c->host), "%s", host);
@@ -213,7 +219,7 @@ tls_conn_new_client(tls_ctx_t *ctx, const tls_policy_t *pol, const char *host,
 	if (!tls_is_ip_literal(c->host) && c->host[0] != '\0')
 		wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, c->host,
 		    (unsigned short)strlen(c->host));
-	tls_cache_key(c->key, sizeof(c->key), c->host, port, pol);
+	tls_cache_key(c->key, sizeof(c->key), c->host, port, pol, c->domain);
 	c->offered_session = tls_cache_apply(ctx, c->key, c->ssl, c->verified,
 	    sizeof(c->verified));
 	return c;

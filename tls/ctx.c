@@ -309,15 +309,20 @@ tls_ctx_for_policy(tls_ctx_t *ctx, const tls_policy_t *pol, char *err, size_t er
 	return w;
 }
 
-/* tls_cache_key - "host:port|level|domain": a session is reused only under
- * the policy that verified it */
+/* tls_cache_key - a session is reused only under a policy at least as
+ * strict as the one that verified it: "host:port|level", plus the recipient
+ * domain and policy entry for secure and fingerprint (their checks depend
+ * on them), plus a digest of the ca= file when the policy adds trust */
 void
 tls_cache_key(char *out, size_t outlen, const char *host, uint16_t port,
-	      const tls_policy_t *pol)
+	      const tls_policy_t *pol, const char *domain)
 {
-	snprintf(out, outlen, "%s:%u|%d|%s", host, (unsigned)port,
-	    pol ? (int)pol->level : (int)SP_TLS_VERIFY,
-	    pol ? pol->domain : "");
+	enum sp_tls_level level = pol ? pol->level : SP_TLS_VERIFY;
+	int per_domain = level == SP_TLS_SECURE || level == SP_TLS_FINGERPRINT;
+
+	snprintf(out, outlen, "%s:%u|%d|%s|%s|%016llx", host, (unsigned)port, (int)level,
+	    per_domain ? domain : "", per_domain && pol ? pol->domain : "",
+	    pol && pol->ca_file[0] ? (unsigned long long)key_hash(pol->ca_file) : 0ULL);
 }
 
 /* key_hash - FNV-1a */

@@ -17,7 +17,7 @@
 
 /* One cached client session: a private copy, never the live one */
 struct tls_sess {
-	char	key[600];		/* "host:port|level|domain" */
+	char	key[900];		/* tls_cache_key() */
 	WOLFSSL_SESSION *sess;
 	time_t	expires;
 	char	verified[8];		/* verdict of the full handshake */
@@ -49,7 +49,7 @@ struct tls_ctx {
 
 /* ctx.c: session cache, used by conn.c */
 void tls_cache_key(char *out, size_t outlen, const char *host, uint16_t port,
-		   const tls_policy_t *pol);
+		   const tls_policy_t *pol, const char *domain);
 int tls_cache_apply(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, char *verified,
 		    size_t vlen);
 void tls_cache_save(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, const char *verified);
