@@ -337,6 +337,7 @@ read_all(int fd, size_t max, size_t hint, char **out, size_t *outlen)
 		free(buf);
 		return -2;
 	}
+	buf[len] = '\0';	/* the loop always leaves room: callers may rely on it */
 	*out = buf;
 	*outlen = len;
 	return 0;
@@ -349,7 +350,7 @@ static int
 read_envelope(int fd, char **out, size_t *outlen)
 {
 	size_t cap = READ_CHUNK, len = 0, limit = Q_MAX_ENVELOPE + Q_MAX_LINE + 4;
-	char *buf = malloc(cap), *nb;
+	char *buf = malloc(cap + 1), *nb;
 	ssize_t r;
 
 	if (buf == NULL)
@@ -359,7 +360,7 @@ read_envelope(int fd, char **out, size_t *outlen)
 			if (cap >= limit)
 				break;
 			cap *= 2;
-			if ((nb = realloc(buf, cap)) == NULL) {
+			if ((nb = realloc(buf, cap + 1)) == NULL) {
 				free(buf);
 				errno = ENOMEM;
 				return -1;
@@ -383,6 +384,7 @@ read_envelope(int fd, char **out, size_t *outlen)
 		    memmem(buf, len, "\n\r\n", 3) != NULL)
 			break;
 	}
+	buf[len] = '\0';
 	*out = buf;
 	*outlen = len;
 	return 0;
@@ -805,8 +807,8 @@ state_parse(const char *buf, size_t len, q_msg_t *st, char *why, size_t whylen)
 	memset(st, 0, sizeof(*st));
 	while (p < end) {
 		char line[64];
-		const char *f[9];
-		size_t fl[9], n, k;
+		const char *f[10];
+		size_t fl[10], n, k;
 		int nf = 0;
 		const char *q;
 
@@ -815,7 +817,7 @@ state_parse(const char *buf, size_t len, q_msg_t *st, char *why, size_t whylen)
 			goto trunc;
 		n = (size_t)(nl - p);
 		/* split on single spaces: tokens never contain blanks */
-		for (q = p; q < nl && nf < 9;) {
+		for (q = p; q < nl && nf < 10;) {
 			const char *s = q;
 
 			while (q < nl && *q != ' ')
@@ -857,7 +859,7 @@ state_parse(const char *buf, size_t len, q_msg_t *st, char *why, size_t whylen)
 			} else {
 				goto bad;
 			}
-		} else if (nf == 9 && fl[0] == 4 && memcmp(f[0], "rcpt", 4) == 0) {
+		} else if (nf == 10 && fl[0] == 4 && memcmp(f[0], "rcpt", 4) == 0) {
 			q_rcpt_t *r;
 			long long v[4];
 			char *e, *dsn;
@@ -892,19 +894,19 @@ state_parse(const char *buf, size_t len, q_msg_t *st, char *why, size_t whylen)
 			r->attempts = (unsigned)v[1];
 			r->next_attempt = v[2];
 			r->reported = v[3] != 0;
-			dsn = unescape(f[5], fl[5]);
+			dsn = unescape(f[6], fl[6]);
 			if (dsn == NULL && errno != 0)
 				goto bad;
 			if (dsn != NULL)
 				snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
 			free(dsn);
-			r->relay = unescape(f[6], fl[6]);
+			r->relay = unescape(f[7], fl[7]);
 			if (r->relay == NULL && errno != 0)
 				goto bad;
-			r->last_error = unescape(f[7], fl[7]);
+			r->last_error = unescape(f[8], fl[8]);
 			if (r->last_error == NULL && errno != 0)
 				goto bad;
-			r->addr = unescape(f[8], fl[8]);
+			r->addr = unescape(f[9], fl[9]);
 			if (r->addr == NULL)
 				goto bad;
 		} else {
