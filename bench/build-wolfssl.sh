@@ -97,6 +97,8 @@ if [ "${SEALPOST_WOLFSSL_REFRESH:-0}" != 1 ] && prefix=$(find_cached); then
 	exit 0
 fi
 
+# Holding the lock, any work folder left here is from a killed build.
+rm -rf "$cache"/wolfssl-work.*
 work=$(mktemp -d "$cache/wolfssl-work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 log="$cache/wolfssl-build.log"
