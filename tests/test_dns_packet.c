@@ -500,3 +500,36 @@ Test(dns_cache, negative_answers_and_mx_lists_are_cached)
 	cr_assert_eq(dns_cache_count(c), 2);
 	dns_cache_free(c);
 }
+
+Test(dns_packet, unchased_cname_target_is_found_and_bounded)
+{
+	struct pkt p;
+	char out[256];
+	size_t len, full;
+
+	header(&p, 1, 1, 0);
+	putname(&p, "alias.test");	/* "test" label at offset 18 */
+	put16(&p, DNS_T_MX);
+	put16(&p, 1);
+	put16(&p, 0xC00C);
+	put16(&p, DNS_T_CNAME);
+	put16(&p, 1);
+	put32(&p, 300);
+	put16(&p, 5);
+	put8(&p, 2);
+	put8(&p, 'M');
+	put8(&p, 'X');
+	put16(&p, 0xC012);
+	full = p.n;
+	cr_assert_eq(dns_answer_cname(p.b, (int)full, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "mx.test");
+	for (len = 0; len < full; len++) {
+		unsigned char *buf = malloc(len ? len : 1);
+
+		memcpy(buf, p.b, len);
+		cr_assert_eq(dns_answer_cname(buf, (int)len, out, sizeof(out)), -1);
+		free(buf);
+	}
+	p.b[7] = 0;
+	cr_assert_eq(dns_answer_cname(p.b, (int)full, out, sizeof(out)), -1, "no answer, no alias");
+}

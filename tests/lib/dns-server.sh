@@ -28,21 +28,30 @@ usage() {
 	exit 2
 }
 
-# probe PORT - 0 if something answers a DNS query for test./SOA on PORT
+# probe PORT SERIAL - 0 if our server answers test./SOA on PORT: the serial
+# tells it apart from another test's server that got the port first
 probe() {
-	/usr/bin/python3 - "$1" <<'EOF'
-import socket, sys
+	/usr/bin/python3 - "$1" "$2" <<'EOF'
+import socket, struct, sys
 port = int(sys.argv[1])
+serial = struct.pack(">I", int(sys.argv[2]))
 q = bytes.fromhex("abcd01000001000000000000") + b"\x04test\x00" + b"\x00\x06\x00\x01"
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(0.2)
 try:
     s.sendto(q, ("127.0.0.1", port))
     r, _ = s.recvfrom(4096)
-    sys.exit(0 if r[:2] == b"\xab\xcd" else 1)
+    sys.exit(0 if r[:2] == b"\xab\xcd" and serial in r[12:] else 1)
 except OSError:
     sys.exit(1)
 EOF
+}
+
+# alive PID - 0 while PID runs (not gone, not a zombie)
+alive() {
+	local st
+	st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
 cmd=${1:-}
@@ -52,6 +61,7 @@ start)
 	dir=$2 port=$3 records=$4
 	mkdir -p "$dir"
 	conf=$dir/unbound.conf
+	serial=$(( ($$ * 65536 + RANDOM) % 2000000000 + 1 ))
 	{
 		echo "server:"
 		echo "	username: \"\""
@@ -75,7 +85,7 @@ start)
 		echo "	trust-anchor-signaling: no"
 		echo "	minimal-responses: yes"
 		echo "	local-zone: \"test.\" static"
-		echo "	local-data: \"test. 60 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 30\""
+		echo "	local-data: \"test. 60 IN SOA ns.test. hostmaster.test. $serial 3600 600 86400 30\""
 		echo "	local-zone: \"timeout.test.\" deny"
 		echo "	local-zone: \"refused.test.\" refuse"
 		while IFS= read -r line || [ -n "$line" ]; do
@@ -91,7 +101,7 @@ start)
 	/usr/sbin/unbound -d -c "$conf" >>"$dir/unbound.log" 2>&1 &
 	echo $! >"$dir/unbound.pid"
 	for _ in $(seq 1 50); do
-		if probe "$port"; then
+		if probe "$port" "$serial"; then
 			exit 0
 		fi
 		if ! kill -0 "$(cat "$dir/unbound.pid")" 2>/dev/null; then
@@ -111,12 +121,16 @@ stop)
 	dir=$2
 	[ -f "$dir/unbound.pid" ] || exit 0
 	pid=$(cat "$dir/unbound.pid")
+	# unbound was orphaned when start returned, so once it exits it may
+	# stay a zombie until init reaps it: a zombie counts as gone
 	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
+	for _ in $(seq 1 30); do
+		alive "$pid" || break
+		sleep 0.05
 	done
-	kill -9 "$pid" 2>/dev/null || true
+	if alive "$pid"; then
+		kill -9 "$pid" 2>/dev/null || true
+	fi
 	rm -f "$dir/unbound.pid"
 	;;
 *)
