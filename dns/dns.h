@@ -12,6 +12,16 @@
  *
  * Results come back through the done callback, called from inside
  * dns_process_*() or (cache hit) from inside dns_resolve_*() itself.
+ *
+ * Details (dns/resolver.c):
+ * - done runs exactly once per request.  It may run before dns_resolve_*()
+ *   returns: full cache hit, IP literal, invalid name, out of memory.
+ *   It may call dns_resolve_*() again; it must not free the resolver.
+ * - dns_resolver_free() calls done ("resolver shut down", 4.4.3) for every
+ *   pending request and watch(fd, 0, 0) for every open socket before it
+ *   returns.
+ * - After any dns_resolve_*() or dns_process_*(), re-read
+ *   dns_next_timeout_ms() and re-arm the timer; -1 means no timer needed.
  */
 #ifndef SP_DNS_DNS_H
 #define SP_DNS_DNS_H
