@@ -495,9 +495,8 @@ conn_pump(sink_conn_t *c)
 			if (r == SP_ERROR) {
 				sink_add(&sink_st.errors, 1);
 				sink_add(&sink_st.tls_failures, 1);
-				if (!sink_o.quiet)
-					fprintf(stderr, "sink: conn=%llu TLS handshake failed: %s\n",
-					    (unsigned long long)c->id, tls_conn_error(c->tls));
+				fprintf(stderr, "sink: conn=%llu TLS handshake failed: %s\n",
+				    (unsigned long long)c->id, tls_conn_error(c->tls));
 				c->quit = 1;	/* send the alert, then close */
 				break;
 			}
@@ -535,10 +534,9 @@ conn_pump(sink_conn_t *c)
 					c->eof = 1;
 				} else if (r == SP_ERROR) {
 					sink_add(&sink_st.errors, 1);
-					if (!sink_o.quiet)
-						fprintf(stderr, "sink: conn=%llu TLS read: %s\n",
-						    (unsigned long long)c->id,
-						    tls_conn_error(c->tls));
+					fprintf(stderr, "sink: conn=%llu TLS read: %s\n",
+					    (unsigned long long)c->id,
+					    tls_conn_error(c->tls));
 					conn_close(c);
 					return;
 				}
@@ -1124,8 +1122,7 @@ sink_store(sink_conn_t *c, uint64_t n)
 	buf_free(&env);
 	return 0;
 fail:
-	if (!sink_o.quiet)
-		fprintf(stderr, "sink: store %s: %s\n", tmp, strerror(errno));
+	fprintf(stderr, "sink: store %s: %s\n", tmp, strerror(errno));
 	buf_free(&env);
 	return -1;
 }
