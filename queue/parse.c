@@ -321,9 +321,16 @@ parse_params(q_msg_t *msg, q_rcpt_t *r, const char *p, size_t n, const char *cmd
 		while (p < end && *p != '=' && *p != ' ' && *p != '\t')
 			p++;
 		kwlen = (size_t)(p - kw);
-		if (p >= end || *p != '=')
-			return fail(why, whylen, "line %u: %s parameter %.*s has no value",
-				    lineno, cmd, (int)(kwlen > 40 ? 40 : kwlen), kw);
+		if (p >= end || *p != '=') {
+			int known = (kwlen == 3 && strncasecmp(kw, "RET", 3) == 0) ||
+				    (kwlen == 5 && strncasecmp(kw, "ENVID", 5) == 0) ||
+				    (kwlen == 6 && strncasecmp(kw, "NOTIFY", 6) == 0) ||
+				    (kwlen == 5 && strncasecmp(kw, "ORCPT", 5) == 0);
+
+			return fail(why, whylen, known ? "line %u: %s parameter %.*s has no value"
+				    : "line %u: %s unknown parameter %.*s", lineno, cmd,
+				    (int)(kwlen > 40 ? 40 : kwlen), kw);
+		}
 		val = ++p;
 		while (p < end && *p != ' ' && *p != '\t')
 			p++;

@@ -457,3 +457,40 @@ Test(spool_parse_rejects, every_prefix_of_a_good_file_is_refused_or_parsed_witho
 		free(cut);
 	}
 }
+
+Test(spool_parse, sample_files_parse_or_are_refused_by_name)
+{
+	const char *good_files[] = { "good-design", "good-crlf", "good-null-sender" };
+	const char *bad_files[][2] = {
+		{ "bad-address", "invalid character 0x20 in domain" },
+		{ "bad-empty-message", "empty message" },
+		{ "bad-empty", "empty file" },
+		{ "bad-no-empty-line", "line 3: unknown envelope line" },
+		{ "bad-no-recipients", "no recipients" },
+		{ "bad-nul-byte", "NUL byte" },
+		{ "bad-truncated", "truncated" },
+		{ "bad-unknown-parameter", "unknown parameter SMTPUTF8" },
+	};
+	char path[512], why[256], *buf = malloc(65536);
+	size_t i, n;
+	q_msg_t m;
+	FILE *fp;
+
+	for (i = 0; i < sizeof(good_files) / sizeof(good_files[0]) + 8; i++) {
+		int is_good = i < 3;
+		const char *name = is_good ? good_files[i] : bad_files[i - 3][0];
+
+		snprintf(path, sizeof(path), "%s/spool/%s.spool", SP_TEST_DATA, name);
+		cr_assert_not_null(fp = fopen(path, "rb"), "%s", path);
+		n = fread(buf, 1, 65536, fp);
+		fclose(fp);
+		if (is_good) {
+			cr_assert_eq(q_parse(buf, n, &m, why, sizeof(why)), Q_OK, "%s: %s", name, why);
+			q_msg_clear(&m);
+		} else {
+			cr_assert_eq(q_parse(buf, n, &m, why, sizeof(why)), Q_CORRUPT, "%s", name);
+			cr_assert(strstr(why, bad_files[i - 3][1]) != NULL, "%s: %s", name, why);
+		}
+	}
+	free(buf);
+}
