@@ -740,3 +740,67 @@ Test(tls, contexts_and_session_cache_are_shared_by_threads)
 	tls_ctx_free(pa.cctx);
 	tls_ctx_free(pa.sctx);
 }
+
+Test(tls, random_bytes_from_peer_never_crash)
+{
+	char err[512];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *c;
+	unsigned char junk[4096];
+	unsigned seed = 12345;
+	size_t i, off;
+	int round, st;
+
+	client_cfg(&cfg);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL, 12,
+	    err, sizeof(err));
+	for (round = 0; round < 40; round++) {
+		c = round % 2 ? tls_conn_new_client(cctx, NULL, "mx.test", 25, "x.test") :
+		    tls_conn_new_server(sctx);
+		for (i = 0; i < sizeof(junk); i++)
+			junk[i] = (unsigned char)(rand_r(&seed) >> 7);
+		if (round % 4 < 2) {
+			/* a plausible record header in front of garbage */
+			junk[0] = 22;
+			junk[1] = 3;
+			junk[2] = (unsigned char)(round % 5);
+		}
+		st = SP_AGAIN;
+		for (off = 0; off < sizeof(junk) && st == SP_AGAIN; off += 97) {
+			tls_conn_input(c, junk + off, sizeof(junk) - off < 97 ?
+			    sizeof(junk) - off : 97);
+			st = tls_conn_handshake(c);
+		}
+		if (st == SP_AGAIN) {
+			tls_conn_input_eof(c);
+			st = tls_conn_handshake(c);
+		}
+		cr_assert_eq(st, SP_ERROR, "round %d", round);
+		cr_assert(strlen(tls_conn_error(c)) > 10);
+		tls_conn_free(c);
+	}
+	tls_ctx_free(cctx);
+	tls_ctx_free(sctx);
+}
+
+Test(tls, flood_of_unread_input_is_bounded)
+{
+	char err[512];
+	sp_config_t cfg;
+	tls_ctx_t *cctx;
+	tls_conn_t *c;
+	static unsigned char blob[64 * 1024];
+	int i;
+
+	client_cfg(&cfg);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	c = tls_conn_new_client(cctx, NULL, "mx.test", 25, "x.test");
+	for (i = 0; i < 40; i++)
+		tls_conn_input(c, blob, sizeof(blob));
+	cr_assert_eq(tls_conn_handshake(c), SP_ERROR);
+	cr_assert(strstr(tls_conn_error(c), "unread bytes") != NULL, "%s", tls_conn_error(c));
+	tls_conn_free(c);
+	tls_ctx_free(cctx);
+}
