@@ -12,6 +12,19 @@
  * Status convention (common/status.h): SP_OK, SP_AGAIN (needs input),
  * SP_DONE (peer closed), SP_ERROR with the reason in tls_conn_error().
  *
+ * Order for a client: tls_conn_new_client; loop { tls_conn_handshake;
+ * drain output; on SP_AGAIN wait for socket bytes, tls_conn_input (or
+ * tls_conn_input_eof on end of stream) }.  On SP_OK drain the output too
+ * (the TLS 1.3 client Finished is still queued).  Then tls_conn_write +
+ * drain, and tls_conn_read after each input until SP_AGAIN: reads also
+ * carry TLS 1.3 session tickets, which are saved for resumption there.
+ * tls_conn_write takes everything unless more than 64 KB of ciphertext is
+ * pending; it then takes less (possibly 0) until the output is drained.
+ * End of stream without close_notify reads as SP_DONE (SMTP has its own
+ * framing).  A handshake that fails while offering a cached session drops
+ * that session: a new connection to the same host:port does a full
+ * handshake.  The info strings (tls_conn_info) are static.
+ *
  * Verification is ours, in tls_verify_cb (wolfSSL calls it for every
  * certificate of the chain, this build has WOLFSSL_ALWAYS_VERIFY_CB):
  * wolfSSL's chain and date checks give `preverify`; at the leaf we add the
