@@ -49,6 +49,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+
 #include "bench/bench.h"
 #include "common/status.h"
 #include "tls/tls.h"
@@ -1269,6 +1272,12 @@ sink_worker_run(void *arg)
 			conn_maybe_free(c);
 		}
 	}
+#ifdef FP_ECC
+	/* wolfSSL keeps a per-thread ECC fixed-point cache (Debian builds it
+	 * with FP_ECC); only this thread can free its own.  tls.h has no
+	 * per-thread cleanup call, so the sink makes the wolfCrypt call. */
+	wc_ecc_fp_free();
+#endif
 	return NULL;
 }
 
