@@ -87,6 +87,12 @@ uint64_t dns_rand(uint64_t *state);
 socklen_t dns_ip_to_sockaddr(const dns_ip_t *ip, uint16_t port,
 			     struct sockaddr_storage *ss);
 
+/* hosts.c - the hosts file, parsed once per resolver */
+typedef struct dns_hosts dns_hosts_t;
+dns_hosts_t *dns_hosts_load(const char *path);
+size_t dns_hosts_lookup(const dns_hosts_t *t, const char *name, dns_ip_t *out, size_t max);
+void dns_hosts_free(dns_hosts_t *t);
+
 /* cache.c */
 typedef struct dns_cache dns_cache_t;
 /* clock: monotonic milliseconds; NULL means CLOCK_MONOTONIC */

@@ -111,6 +111,7 @@ struct dns_resolver {
 	size_t	nservers;
 	int	timeout_ms, tries;
 	dns_cache_t *cache;
+	dns_hosts_t *hosts;		/* /etc/hosts, read once; NULL if none */
 	struct inflight *inflight;
 	struct dns_job *jobs;
 	size_t	njobs;
@@ -253,8 +254,10 @@ dns_resolver_new(const sp_config_t *cfg, dns_watch_fn watch, void *watch_arg,
 		free(r);
 		return NULL;
 	}
+	r->hosts = dns_hosts_load("/etc/hosts");
 	if (channel_open(r, &r->channel, err, errlen) == -1) {
 		dns_cache_free(r->cache);
+		dns_hosts_free(r->hosts);
 		free(r);
 		return NULL;
 	}
@@ -304,6 +307,7 @@ dns_resolver_free(dns_resolver_t *r)
 		job_finish(r->jobs);
 	}
 	dns_cache_free(r->cache);
+	dns_hosts_free(r->hosts);
 	free(r);
 }
 
@@ -459,6 +463,19 @@ job_step(struct dns_job *job)
 				snprintf(h->err, sizeof(h->err), "address family disabled");
 			continue;
 		}
+		/* The hosts file first, as the system resolver would. */
+		dns_ip_t fip[DNS_MAX_ADDRS];
+		size_t nf = dns_hosts_lookup(r->hosts, h->name, fip, DNS_MAX_ADDRS);
+
+		for (size_t k = 0; k < nf; k++) {
+			if (fip[k].family == AF_INET && r->inet_protocols != 6 && h->nv4 < DNS_MAX_ADDRS)
+				h->v4[h->nv4++] = fip[k];
+			else if (fip[k].family == AF_INET6 && r->inet_protocols != 4 &&
+			    h->nv6 < DNS_MAX_ADDRS)
+				h->v6[h->nv6++] = fip[k];
+		}
+		if (nf > 0)
+			continue;
 		if (r->inet_protocols != 6)
 			lookup(job, DNS_T_A, h->name, (int)i);
 		if (r->inet_protocols != 4)
