@@ -804,3 +804,37 @@ Test(tls, flood_of_unread_input_is_bounded)
 	tls_conn_free(c);
 	tls_ctx_free(cctx);
 }
+
+Test(tls, ca_dir_is_a_trust_store)
+{
+	char err[512], cmd[2048], cadir[300];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *cl, *sv;
+
+	snprintf(cadir, sizeof(cadir), "%s/cadir", dir);
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/ca.pem' '%s/'", cadir, dir, cadir);
+	cr_assert_eq(system(cmd), 0);
+	client_cfg(&cfg);
+	cfg.tls_ca_file[0] = '\0';
+	snprintf(cfg.tls_ca_dir, sizeof(cfg.tls_ca_dir), "%s", cadir);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	cr_assert_not_null(cctx, "%s", err);
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL, 12,
+	    err, sizeof(err));
+	cl = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+	sv = tls_conn_new_server(sctx);
+	cr_assert_eq(pump(cl, sv, NULL), SP_OK, "%s", tls_conn_error(cl));
+	tls_conn_free(cl);
+	tls_conn_free(sv);
+	tls_ctx_free(sctx);
+	sctx = tls_ctx_new_server(cert("untrusted.pem"), cert("untrusted.key"), NULL, 12,
+	    err, sizeof(err));
+	cl = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+	sv = tls_conn_new_server(sctx);
+	cr_assert_eq(pump(cl, sv, NULL), SP_ERROR);
+	tls_conn_free(cl);
+	tls_conn_free(sv);
+	tls_ctx_free(sctx);
+	tls_ctx_free(cctx);
+}
