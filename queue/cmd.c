@@ -527,8 +527,12 @@ list_msg(struct listing *l, const q_msg_t *msg, const char *where, const char *e
 		l->first = 0;
 		fputs("{\"id\": ", stdout);
 		json_str(stdout, msg->id);
-		printf(", \"queue\": \"%s\", \"arrival\": %lld, \"sender\": ", where,
-		       (long long)msg->arrival);
+		printf(", \"queue\": \"%s\", \"arrival\": ", where);
+		if (msg->arrival > 0)
+			printf("%lld", (long long)msg->arrival);
+		else
+			fputs("null", stdout);
+		fputs(", \"sender\": ", stdout);
 		json_str(stdout, error != NULL ? NULL : msg->sender);
 		if (error != NULL) {
 			fputs(", \"error\": ", stdout);
@@ -536,7 +540,10 @@ list_msg(struct listing *l, const q_msg_t *msg, const char *where, const char *e
 		}
 		fputs(", \"recipients\": [", stdout);
 	} else {
-		fmt_time(msg->arrival, t, sizeof(t));
+		if (msg->arrival > 0)
+			fmt_time(msg->arrival, t, sizeof(t));
+		else
+			snprintf(t, sizeof(t), "%-20s", "-");
 		printf("%-24s %s  ", msg->id, t);
 		if (error != NULL) {
 			printf("(unreadable: ");
