@@ -84,6 +84,9 @@ rows = [
                                               j["bytes"] / el / 1e6 if el > 0 else 0)),
     ("connections", "%d (TLSv1.3 %d, TLSv1.2 %d, resumed %d)" % (
         j["connections"], j["tls"]["TLSv1.3"], j["tls"]["TLSv1.2"], j["resumed"])),
+    ("latency (fill to sink)", "p50 %d ms, p90 %d ms, p99 %d ms, max %d ms" % (
+        j["latency_ms"]["p50"], j["latency_ms"]["p90"], j["latency_ms"]["p99"],
+        j["latency_ms"]["max"])),
     ("plaintext messages", "%d" % j["plaintext_messages"]),
     ("sink errors", "%d" % j["errors"]),
 ]

@@ -120,6 +120,10 @@ typedef struct sink_conn {
 	enum sink_dstate ds;
 	uint64_t dsize;
 	int	oversize, drop;
+	int	in_hdr;		/* still in the header section of the payload */
+	size_t	hlen;
+	char	hline[128];	/* the current header line, truncated */
+	int64_t	submitted_us;	/* X-Sealpost-Bench-Submitted:, 0 if absent */
 	uint64_t hash;
 	sink_buf_t msg;		/* the un-stuffed message, for --store */
 	char	ibuf[SINK_IBUF];
@@ -169,6 +173,14 @@ static volatile int sink_stop;
 static pthread_mutex_t sink_time_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t sink_sq_lost;
 
+/* Delivery latency (now - X-Sealpost-Bench-Submitted) histogram: 1 ms
+ * buckets below 10 s, 100 ms buckets up to 1000 s, then one overflow
+ * bucket.  Fixed size whatever the message count. */
+#define LAT_FINE	10000
+#define LAT_BUCKETS	(LAT_FINE + 9900 + 1)
+static uint64_t sink_lat[LAT_BUCKETS];
+static uint64_t sink_lat_max;
+
 static void sink_usage(void);
 static void sink_add(uint64_t *ctr, uint64_t n);
 static uint64_t sink_get(const uint64_t *ctr);
@@ -204,6 +216,10 @@ static void *sink_worker_run(void *arg);
 static int sink_listen(const char *spec, int port_override, int *port_out);
 static int sink_write_file(const char *path, const char *text);
 static void sink_summary(double elapsed, char *out, size_t outlen);
+static void conn_header_scan(sink_conn_t *c, const char *p, size_t n);
+static void sink_lat_record(int64_t us);
+static uint64_t sink_lat_bucket_ms(size_t b);
+static uint64_t sink_lat_pct(uint64_t count, double pct);
 
 /* sink_usage - the options */
 static void
@@ -938,6 +954,9 @@ conn_command(sink_conn_t *c, char *line, size_t len)
 			c->hash = 0xcbf29ce484222325ULL;
 			c->msg.len = 0;
 			c->drop = sink_pct(c->w, sink_o.drop_mid_data);
+			c->in_hdr = 1;
+			c->hlen = 0;
+			c->submitted_us = 0;
 			conn_reply(c, "354 End data with <CR><LF>.<CR><LF>");
 		}
 	} else if (strcasecmp(line, "RSET") == 0) {
@@ -973,10 +992,96 @@ conn_emit(sink_conn_t *c, const char *p, size_t n)
 		return;
 	}
 	c->dsize += n;
+	if (c->in_hdr)
+		conn_header_scan(c, p, n);
 	if (sink_o.hash)
 		c->hash = sink_fnv(c->hash, p, n);
 	if (sink_o.store != NULL)
 		buf_put(&c->msg, p, n);
+}
+
+/* conn_header_scan - watch the header lines of the payload for
+ * X-Sealpost-Bench-Submitted: (written by fill); stops at the empty line,
+ * so the per-byte loop only ever covers the headers */
+static void
+conn_header_scan(sink_conn_t *c, const char *p, size_t n)
+{
+	static const char name[] = "X-Sealpost-Bench-Submitted:";
+	size_t i;
+
+	for (i = 0; i < n && c->in_hdr; i++) {
+		size_t len;
+
+		if (p[i] != '\n') {
+			if (c->hlen < sizeof(c->hline) - 1)
+				c->hline[c->hlen++] = p[i];
+			continue;
+		}
+		len = c->hlen;
+		if (len > 0 && c->hline[len - 1] == '\r')
+			len--;
+		c->hline[len] = '\0';
+		c->hlen = 0;
+		if (len == 0) {
+			c->in_hdr = 0;
+		} else if (len > sizeof(name) - 1 &&
+		    strncasecmp(c->hline, name, sizeof(name) - 1) == 0) {
+			char *end;
+			long long v = strtoll(c->hline + sizeof(name) - 1, &end, 10);
+
+			if (v > 0 && (*end == '\0' || *end == ' '))
+				c->submitted_us = v;
+		}
+	}
+}
+
+/* sink_lat_record - one delivery latency into the histogram */
+static void
+sink_lat_record(int64_t us)
+{
+	uint64_t ms = us > 0 ? (uint64_t)us / 1000 : 0;
+	size_t b;
+
+	if (ms < LAT_FINE)
+		b = (size_t)ms;
+	else if (ms < 1000000)
+		b = LAT_FINE + (size_t)((ms - LAT_FINE) / 100);
+	else
+		b = LAT_BUCKETS - 1;
+	sink_add(&sink_lat[b], 1);
+	{
+		uint64_t old = __atomic_load_n(&sink_lat_max, __ATOMIC_RELAXED);
+
+		while (ms > old && !__atomic_compare_exchange_n(&sink_lat_max, &old, ms, 0,
+		    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
+}
+
+/* sink_lat_bucket_ms - the lower bound of bucket b in ms */
+static uint64_t
+sink_lat_bucket_ms(size_t b)
+{
+	if (b < LAT_FINE)
+		return b;
+	return LAT_FINE + (uint64_t)(b - LAT_FINE) * 100;
+}
+
+/* sink_lat_pct - the latency (ms) at or below which pct of count fall */
+static uint64_t
+sink_lat_pct(uint64_t count, double pct)
+{
+	uint64_t want = (uint64_t)((double)count * pct / 100.0 + 0.999999), seen = 0;
+	size_t b;
+
+	if (want == 0)
+		want = 1;
+	for (b = 0; b < LAT_BUCKETS; b++) {
+		seen += sink_get(&sink_lat[b]);
+		if (seen >= want)
+			return sink_lat_bucket_ms(b);
+	}
+	return sink_get(&sink_lat_max);
 }
 
 /* conn_data - scan DATA bytes for CRLF.CRLF, un-stuffing; returns how
@@ -1058,6 +1163,8 @@ conn_data_end(sink_conn_t *c)
 	sink_add(&sink_st.messages, 1);
 	sink_add(&sink_st.recipients, c->nrcpt);
 	sink_add(&sink_st.bytes, c->dsize);
+	if (c->submitted_us > 0)
+		sink_lat_record(bench_now_us() - c->submitted_us);
 	if (c->mode != MODE_TLS)
 		sink_add(&sink_st.plaintext, 1);
 	if (sink_o.hash)
@@ -1381,7 +1488,11 @@ sink_summary(double elapsed, char *out, size_t outlen)
 {
 	uint64_t m = sink_get(&sink_st.messages);
 	double active;
+	uint64_t nlat = 0;
+	size_t b;
 
+	for (b = 0; b < LAT_BUCKETS; b++)
+		nlat += sink_get(&sink_lat[b]);
 	pthread_mutex_lock(&sink_time_lock);
 	active = sink_st.last_msg > sink_st.first_conn && sink_st.first_conn > 0 ?
 	    sink_st.last_msg - sink_st.first_conn : 0;
@@ -1393,7 +1504,9 @@ sink_summary(double elapsed, char *out, size_t outlen)
 	    "\"errors\": %llu, \"tls_failures\": %llu, \"tempfails\": %llu, "
 	    "\"permfails\": %llu, \"drops\": %llu, \"oversize\": %llu, "
 	    "\"digest\": \"%016llx\", \"elapsed\": %.3f, \"active\": %.3f, "
-	    "\"rate\": %.1f, \"active_rate\": %.1f}\n",
+	    "\"rate\": %.1f, \"active_rate\": %.1f, "
+	    "\"latency_ms\": {\"count\": %llu, \"p50\": %llu, \"p90\": %llu, "
+	    "\"p99\": %llu, \"max\": %llu}}\n",
 	    (unsigned long long)m,
 	    (unsigned long long)sink_get(&sink_st.recipients),
 	    (unsigned long long)sink_get(&sink_st.bytes),
@@ -1412,7 +1525,12 @@ sink_summary(double elapsed, char *out, size_t outlen)
 	    (unsigned long long)sink_get(&sink_st.digest),
 	    elapsed, active,
 	    elapsed > 0 ? (double)m / elapsed : 0.0,
-	    active > 0 ? (double)m / active : 0.0);
+	    active > 0 ? (double)m / active : 0.0,
+	    (unsigned long long)nlat,
+	    (unsigned long long)(nlat ? sink_lat_pct(nlat, 50) : 0),
+	    (unsigned long long)(nlat ? sink_lat_pct(nlat, 90) : 0),
+	    (unsigned long long)(nlat ? sink_lat_pct(nlat, 99) : 0),
+	    (unsigned long long)sink_get(&sink_lat_max));
 }
 
 /* bench_sink_main - `sealpost-bench sink` */

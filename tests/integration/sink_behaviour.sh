@@ -147,7 +147,10 @@ if start_sink f --conn-tempfail 100; then
 fi
 if start_sink g --allow-plaintext --latency-ms 300; then
 	check g latency
+	check g submitted_header
 	stop_sink g
+	expect_field g "j['latency_ms']['count'] == 1 and 250 <= j['latency_ms']['p50'] < 5000" True \
+		"submitted_header_gives_latency"
 fi
 if start_sink h --allow-plaintext --rcpt-tempfail 50; then
 	check h rcpt_shares

@@ -294,6 +294,17 @@ def latency(port, certdir, store):
     s.close()
 
 
+def submitted_header(port, certdir, store):
+    # fill's X-Sealpost-Bench-Submitted: (unix us) gives the delivery latency
+    then = int(time.time() * 1e6) - 250000
+    s = smtp(port)
+    s.ehlo("client.test")
+    msg = b"Subject: lat\r\nX-Sealpost-Bench-Submitted: %d\r\n\r\nbody\r\n" % then
+    refused = s.sendmail("a@client.test", ["b@rcpt.test"], msg)
+    expect(refused == {}, "refused")
+    s.quit()
+
+
 def conn_tempfail(port, certdir, store):
     s = raw(port)
     r = read_replies(s, 1)
@@ -315,7 +326,7 @@ def one_message(port, certdir, store):
 CHECKS = {f.__name__: f for f in (starttls_required, starttls_injection, no_starttls,
                                   rcpt_lists, rcpt_shares, client_cert, drop_mid_data,
                                   max_size, store, pipelining, long_line, hostile,
-                                  latency, conn_tempfail, one_message)}
+                                  latency, submitted_header, conn_tempfail, one_message)}
 
 if __name__ == "__main__":
     if len(sys.argv) < 4 or sys.argv[1] not in CHECKS:
