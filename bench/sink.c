@@ -134,6 +134,7 @@ typedef struct sink_listener {
 	int	fd;
 	sink_op_t op;
 	sink_worker_t *w;
+	int	paused;		/* out of fds: re-armed by the loop, not at once */
 } sink_listener_t;
 
 struct sink_worker {
@@ -1250,8 +1251,15 @@ sink_cqe(sink_worker_t *w, struct io_uring_cqe *cqe)
 	if (op->kind == OP_ACCEPT) {
 		sink_listener_t *l = op->owner;
 
-		if (res >= 0)
+		if (res >= 0) {
 			conn_new(w, res);
+		} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS ||
+		    res == -ENOMEM) {
+			/* re-arming now would spin; the loop retries within 100 ms */
+			sink_add(&sink_st.errors, 1);
+			l->paused = 1;
+			return;
+		}
 		if (!sink_stop)
 			sink_accept(l);
 		return;
@@ -1348,6 +1356,12 @@ sink_worker_run(void *arg)
 			if (!sending || bench_mono_s() > grace)
 				break;
 			ts.tv_nsec = 20000000;
+		}
+		for (i = 0; i < w->nls; i++) {
+			if (w->ls[i].paused && !sink_stop) {
+				w->ls[i].paused = 0;
+				sink_accept(&w->ls[i]);
+			}
 		}
 		r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY) {
@@ -1736,7 +1750,7 @@ bench_sink_main(int argc, char **argv)
 				    (int)(strrchr(sink_o.listen[li], ':') - sink_o.listen[li]),
 				    sink_o.listen[li], port);
 			}
-			w->ls[li] = (sink_listener_t){ fd, { OP_ACCEPT, NULL }, w };
+			w->ls[li] = (sink_listener_t){ fd, { OP_ACCEPT, NULL }, w, 0 };
 			w->ls[li].op.owner = &w->ls[li];
 		}
 		w->nls = sink_o.nlisten;
