@@ -68,6 +68,7 @@ usage(void)
 	    "  crypto cipher throughput of the linked wolfSSL; crypto --help\n");
 }
 
+/* main - run the subcommand named by argv[1] */
 int
 main(int argc, char **argv)
 {
