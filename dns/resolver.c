@@ -28,6 +28,9 @@
  *
  * Errors reach the caller only as dns_result_t data (status, dsn, why).
  * c-ares status codes never leave this file.
+ *
+ * dns_resolver_free() logs one line with the counters (event=dns_stats), so
+ * a run's DNS cost shows up in its log without the engine asking.
  */
 #include <arpa/inet.h>
 #include <ares.h>
@@ -43,6 +46,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "dns/dns.h"
 #include "dns/dns_internal.h"
 
@@ -287,10 +291,13 @@ dns_resolver_set_timeout(dns_resolver_t *r, int ms, int tries)
 	r->channel = ch;
 }
 
-/* dns_resolver_free - answer every pending job with "resolver shut down" */
+/* dns_resolver_free - answer every pending job with "resolver shut down",
+ * then log the counters */
 void
 dns_resolver_free(dns_resolver_t *r)
 {
+	sp_logline_t l;
+
 	if (r == NULL)
 		return;
 	r->closing = 1;
@@ -305,6 +312,14 @@ dns_resolver_free(dns_resolver_t *r)
 		job_fail(r->jobs, DNS_TEMPFAIL, "4.4.3", "resolver shut down");
 		r->jobs->pending = 0;
 		job_finish(r->jobs);
+	}
+	if (sp_log_begin(&l, SP_LOG_INFO, "dns_stats")) {
+		sp_log_int(&l, "lookups", (long long)r->stats.lookups);
+		sp_log_int(&l, "cache_hits", (long long)r->stats.cache_hits);
+		sp_log_int(&l, "queries", (long long)r->stats.queries);
+		sp_log_int(&l, "failures", (long long)r->stats.failures);
+		sp_log_int(&l, "cached", (long long)dns_cache_count(r->cache));
+		sp_log_end(&l);
 	}
 	dns_cache_free(r->cache);
 	dns_hosts_free(r->hosts);
