@@ -49,6 +49,8 @@ typedef struct eng_job {
 	char	tls_verified[8];
 	int	tls_resumed;
 	int	attempted;		/* 0: returned untouched (shutdown) */
+	int	conn_failed;		/* no host could be used (connect, TLS): counts
+					 * towards suspending the destination */
 } eng_job_t;
 
 /* A mutex-guarded FIFO of jobs plus an eventfd to wake the consumer. */

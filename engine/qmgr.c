@@ -40,12 +40,29 @@
 #define UD_SIGNAL	3
 #define BACKLOG_MAX	100000	/* new-file names remembered; beyond, rescan */
 #define RECOVER_BATCH	512	/* queued messages examined per loop turn at start */
+#define SUSPEND_AFTER	5	/* consecutive connection/TLS failures before suspending */
+#define SUSPEND_MIN	30	/* first suspension, seconds; doubles up to retry_min */
+#define SUSPEND_TAB	1024	/* buckets of the failing-destination table */
 
 struct eng_msg {
 	q_msg_t	*q;
 	unsigned jobs_out;
 	int	changed;		/* some recipient got an outcome this attempt */
 };
+
+/*
+ * A destination that keeps failing at connection or TLS level.  Only
+ * failing domains have an entry (a success removes it), so the table is as
+ * large as the set of broken destinations, not of all destinations.
+ */
+typedef struct dest_fail {
+	struct dest_fail *next;
+	char	domain[256];
+	unsigned failures;		/* consecutive */
+	unsigned suspensions;		/* consecutive suspensions, for backoff */
+	int64_t	until;			/* suspended until (unix s), 0 = not */
+	char	why[ENG_TEXT_MAX];	/* the last failure */
+} dest_fail_t;
 
 typedef struct due_ent {
 	int64_t	due;			/* unix seconds */
@@ -80,6 +97,8 @@ typedef struct qmgr {
 	due_ent_t *heap;
 	size_t	nheap, heap_cap;
 
+	dest_fail_t *fail_tab[SUSPEND_TAB];
+
 	unsigned inflight, max_inflight;
 	uint64_t delivered, deferred, bounced;
 } qmgr_t;
@@ -104,6 +123,9 @@ static void heap_push(qmgr_t *m, int64_t due, const char *id);
 static void heap_pop(qmgr_t *m);
 static void flush_all(qmgr_t *m);
 static int64_t now_s(void);
+static dest_fail_t *dest_fail_get(qmgr_t *m, const char *domain, int create);
+static void dest_result(qmgr_t *m, const eng_job_t *job, int64_t now);
+static int dest_suspended(qmgr_t *m, eng_job_t *job, int64_t now);
 
 /* now_s - wall-clock seconds, for the spool's times */
 static int64_t
@@ -308,6 +330,13 @@ qmgr_fini(qmgr_t *m)
 		free(m->recover[i]);
 	free(m->recover);
 	free(m->heap);
+	for (size_t i = 0; i < SUSPEND_TAB; i++)
+		while (m->fail_tab[i]) {
+			dest_fail_t *f = m->fail_tab[i];
+
+			m->fail_tab[i] = f->next;
+			free(f);
+		}
 	if (m->sh.policy)
 		tls_policy_free(m->sh.policy);
 	if (m->sh.tls)
@@ -573,6 +602,12 @@ dispatch(qmgr_t *m, q_msg_t *q)
 			taken[k] = 1;
 			job->rcpt[job->nrcpt++] = k;
 		}
+		if (dest_suspended(m, job, now)) {
+			free(job->rcpt);
+			free(job->out);
+			free(job);
+			continue;
+		}
 		em->jobs_out++;
 		eng_worker_submit(m->workers[m->next_worker], job);
 		m->next_worker = (m->next_worker + 1) % m->nworkers;
@@ -626,6 +661,8 @@ on_done(qmgr_t *m)
 			else
 				m->bounced++;
 		}
+		if (job->attempted)
+			dest_result(m, job, now);
 		free(job->rcpt);
 		free(job->out);
 		free(job);
@@ -764,4 +801,99 @@ heap_pop(qmgr_t *m)
 		m->heap[s] = t;
 		i = s;
 	}
+}
+
+/*
+ * Destination suspension.  After SUSPEND_AFTER consecutive jobs whose every
+ * host failed at connection or TLS level, the domain is suspended: its jobs
+ * are not handed to workers but wait, without counting an attempt, until
+ * the suspension ends (SUSPEND_MIN seconds, doubling while it keeps
+ * failing, at most retry_min).  The first job after that is the probe; a
+ * job that reaches an SMTP transaction lifts the suspension.
+ */
+
+/* dest_fail_get - the failure record of a domain (created on demand) */
+static dest_fail_t *
+dest_fail_get(qmgr_t *m, const char *domain, int create)
+{
+	uint32_t h = 2166136261u;
+	dest_fail_t *f;
+
+	for (const char *p = domain; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h %= SUSPEND_TAB;
+	for (f = m->fail_tab[h]; f; f = f->next)
+		if (strcmp(f->domain, domain) == 0)
+			return f;
+	if (!create || (f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	snprintf(f->domain, sizeof(f->domain), "%s", domain);
+	f->next = m->fail_tab[h];
+	m->fail_tab[h] = f;
+	return f;
+}
+
+/* dest_result - count a job's connection-level outcome for its domain */
+static void
+dest_result(qmgr_t *m, const eng_job_t *job, int64_t now)
+{
+	dest_fail_t *f;
+
+	if (!job->conn_failed) {
+		/* The destination answered SMTP inside TLS: it works. */
+		if ((f = dest_fail_get(m, job->domain, 0)) != NULL) {
+			if (f->until)
+				sp_log_msg(SP_LOG_INFO, "resumed", "domain=%s: delivery resumed",
+				    job->domain);
+			f->failures = 0;
+			f->suspensions = 0;
+			f->until = 0;
+		}
+		return;
+	}
+	if ((f = dest_fail_get(m, job->domain, 1)) == NULL)
+		return;
+	snprintf(f->why, sizeof(f->why), "%s", job->nrcpt ? job->out[0].text : "");
+	if (++f->failures >= SUSPEND_AFTER && f->until <= now) {
+		unsigned secs = SUSPEND_MIN << (f->suspensions < 8 ? f->suspensions : 8);
+
+		if (secs > m->cfg->retry_min)
+			secs = m->cfg->retry_min;
+		f->suspensions++;
+		f->until = now + secs;
+		sp_log_msg(SP_LOG_WARN, "suspended", "domain=%s for=%us after %u failures: %s",
+		    job->domain, secs, f->failures, f->why);
+	}
+}
+
+/* dest_suspended - 1 if job's domain is suspended: its recipients wait */
+static int
+dest_suspended(qmgr_t *m, eng_job_t *job, int64_t now)
+{
+	dest_fail_t *f = dest_fail_get(m, job->domain, 0);
+	q_msg_t *q = job->msg == NULL ? NULL : (q_msg_t *)job->owner->q;
+	sp_logline_t l;
+
+	if (f == NULL || f->until <= now || q == NULL)
+		return 0;
+	for (size_t j = 0; j < job->nrcpt; j++) {
+		q_rcpt_t *r = &q->rcpt[job->rcpt[j]];
+
+		/* Not an attempt: attempts and the retry schedule stay as they are. */
+		r->next_attempt = f->until + (int64_t)(random() % 5);
+		if (r->status == Q_RCPT_PENDING)
+			r->status = Q_RCPT_DEFERRED;
+		if (sp_log_begin(&l, SP_LOG_INFO, "delivery")) {
+			sp_log_str(&l, "id", q->id);
+			sp_log_str(&l, "rcpt", r->addr);
+			sp_log_str(&l, "status", "deferred");
+			sp_log_str(&l, "relay", "none");
+			sp_log_str(&l, "dsn", "4.4.1");
+			sp_log_fmt(&l, "reply", "delivery temporarily suspended: %s", f->why);
+			sp_log_int(&l, "attempts", r->attempts);
+			sp_log_int(&l, "next_attempt", (long long)r->next_attempt);
+			sp_log_end(&l);
+		}
+	}
+	return 1;
 }

@@ -374,6 +374,7 @@ connect_next(eng_session_t *s)
 		job_fail_rest(s, Q_RCPT_DEFERRED, s->last_dsn[0] ? s->last_dsn : "4.4.1",
 		    s->last_why[0] ? s->last_why : "no usable mail host");
 		s->job->attempted = 1;
+		s->job->conn_failed = 1;
 		eng_job_finish(s->w, s->job);
 		s->job = NULL;
 		teardown(s, AFTER_FREE);

@@ -170,7 +170,7 @@ check() {
 
 # count_files DIR PATTERN - number of files matching
 count_files() {
-	find "$1" -maxdepth 1 -name "$2" 2>/dev/null | wc -l
+	find "$1" -mindepth 1 -maxdepth 1 -type f -name "$2" 2>/dev/null | wc -l
 }
 
 # queue_empty - nothing left in the spool's queue folders
