@@ -97,6 +97,10 @@ size_t dns_pending(const dns_resolver_t *r);
 typedef struct dns_stats {
 	uint64_t lookups, cache_hits, failures;
 	uint64_t queries;	/* DNS questions sent on the wire (added) */
+	/* (added) per (type, name) question, MX, A or AAAA, that a lookup
+	 * needed: how many, how many the cache answered, how many joined an
+	 * identical question already in flight; the rest are `queries` */
+	uint64_t questions, question_hits, joined;
 } dns_stats_t;
 void dns_resolver_stats(const dns_resolver_t *r, dns_stats_t *out);
 

@@ -318,6 +318,9 @@ dns_resolver_free(dns_resolver_t *r)
 		sp_log_int(&l, "cache_hits", (long long)r->stats.cache_hits);
 		sp_log_int(&l, "queries", (long long)r->stats.queries);
 		sp_log_int(&l, "failures", (long long)r->stats.failures);
+		sp_log_int(&l, "questions", (long long)r->stats.questions);
+		sp_log_int(&l, "question_hits", (long long)r->stats.question_hits);
+		sp_log_int(&l, "joined", (long long)r->stats.joined);
 		sp_log_int(&l, "cached", (long long)dns_cache_count(r->cache));
 		sp_log_end(&l);
 	}
@@ -519,6 +522,7 @@ lookup(struct dns_job *job, int type, const char *name, int slot)
 		job_deliver(job, slot, &rs);
 		return;
 	}
+	r->stats.questions++;
 	cached = dns_cache_get(r->cache, type, name);
 	if (cached != NULL) {
 		dns_rrset_t rs;
@@ -526,6 +530,7 @@ lookup(struct dns_job *job, int type, const char *name, int slot)
 		/* a copy: delivering may start queries whose synchronous
 		 * failures write to the cache and evict the original */
 		if (dns_rrset_copy(&rs, cached) == 0) {
+			r->stats.question_hits++;
 			job_deliver(job, slot, &rs);
 			dns_rrset_clear(&rs);
 			return;
@@ -540,6 +545,7 @@ lookup(struct dns_job *job, int type, const char *name, int slot)
 	for (q = r->inflight; q != NULL; q = q->next) {
 		/* O(in flight): a few hundred at most per worker */
 		if (q->type == type && strcmp(q->name, name) == 0) {
+			r->stats.joined++;
 			w->next = q->waiters;
 			q->waiters = w;
 			return;

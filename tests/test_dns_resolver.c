@@ -523,6 +523,8 @@ Test(dns_resolver, second_lookup_is_a_synchronous_cache_hit)
 	cr_assert_eq(st.lookups, 2);
 	cr_assert_eq(st.cache_hits, 1);
 	cr_assert_eq(st.queries, 4, "MX + three A, once");
+	cr_assert_eq(st.questions, 8, "MX + three A, twice");
+	cr_assert_eq(st.question_hits, 4, "the second time all from the cache");
 	cr_assert_eq(dns_pending(r), 0);
 	dns_resolver_free(r);
 }
@@ -545,6 +547,9 @@ Test(dns_resolver, concurrent_lookups_of_one_name_share_one_query)
 	}
 	dns_resolver_stats(r, &st);
 	cr_assert_eq(st.queries, 4, "MX + three A, shared by three requests");
+	cr_assert_eq(st.questions, 12);
+	cr_assert_eq(st.joined, 8, "two requests joined each of the four questions");
+	cr_assert_eq(st.question_hits, 0);
 	dns_resolver_free(r);
 }
 
