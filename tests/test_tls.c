@@ -838,3 +838,57 @@ Test(tls, ca_dir_is_a_trust_store)
 	tls_ctx_free(sctx);
 	tls_ctx_free(cctx);
 }
+
+/* greet - the server writes a line, the client reads it (and any ticket) */
+static void greet(tls_conn_t *cl, tls_conn_t *sv);
+
+static void
+greet(tls_conn_t *cl, tls_conn_t *sv)
+{
+	char buf[64];
+	size_t got;
+
+	cr_assert_eq(tls_conn_write(sv, "220 hi\r\n", 8, &got), SP_OK);
+	move(sv, cl);
+	cr_assert_eq(tls_conn_read(cl, buf, sizeof(buf), &got), SP_OK);
+}
+
+Test(tls, tls13_resumption_between_a_resumed_handshake_and_its_ticket)
+{
+	char err[512];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *cl[3], *sv[3];
+	tls_info_t info;
+
+	client_cfg(&cfg);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	cr_assert_not_null(cctx, "%s", err);
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL, 13,
+	    err, sizeof(err));
+	cr_assert_not_null(sctx, "%s", err);
+	/* A: full handshake, its ticket arrives with the greeting */
+	cl[0] = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+	sv[0] = tls_conn_new_server(sctx);
+	cr_assert_eq(pump(cl[0], sv[0], NULL), SP_OK, "%s", tls_conn_error(cl[0]));
+	greet(cl[0], sv[0]);
+	/* B: resumes, but its own new ticket has not been read yet */
+	cl[1] = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+	sv[1] = tls_conn_new_server(sctx);
+	cr_assert_eq(pump(cl[1], sv[1], NULL), SP_OK, "%s", tls_conn_error(cl[1]));
+	/* C: starts now, from whatever the cache holds */
+	cl[2] = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+	sv[2] = tls_conn_new_server(sctx);
+	cr_assert_eq(pump(cl[2], sv[2], NULL), SP_OK, "client: %s; server: %s",
+	    tls_conn_error(cl[2]), tls_conn_error(sv[2]));
+	greet(cl[1], sv[1]);
+	greet(cl[2], sv[2]);
+	tls_conn_info(cl[1], &info);
+	cr_assert_eq(info.resumed, 1);
+	for (int i = 0; i < 3; i++) {
+		tls_conn_free(cl[i]);
+		tls_conn_free(sv[i]);
+	}
+	tls_ctx_free(cctx);
+	tls_ctx_free(sctx);
+}

@@ -72,9 +72,10 @@ struct tls_conn {
 	int	established;
 	int	failed;
 	int	offered_session;	/* a cached session was set */
+	uint64_t offered_serial;	/* ... which one (tls_cache_drop) */
 	int	leaf_checked;		/* verify callback saw the leaf */
 	int	resumed;
-	unsigned char ticket_sum[32];	/* last saved TLS 1.3 ticket digest */
+	unsigned char saved_sum[32];	/* session_sum of what the cache holds from us */
 	char	verified[8];
 	char	reason[1024];
 };
@@ -91,6 +92,7 @@ static int leaf_names(WOLFSSL_X509 *x, char names[][256], size_t max, size_t *n,
 		      int *had_san);
 static int leaf_pinned(const tls_conn_t *c, WOLFSSL_X509 *x, char *hex, size_t hexlen);
 static void asn1_time_text(WOLFSSL_ASN1_TIME *t, char *buf, size_t len);
+static int session_sum(WOLFSSL *ssl, int tls13, unsigned char sum[32]);
 static void maybe_save(tls_conn_t *c);
 static tls_conn_t *conn_alloc(tls_ctx_t *ctx, WOLFSSL_CTX *w);
 
@@ -234,7 +236,10 @@ tls_conn_new_client(tls_ctx_t *ctx, const tls_policy_t *pol, const char *host,
 		    (unsigned short)strlen(c->host));
 	tls_cache_key(c->key, sizeof(c->key), c->host, port, pol, c->domain);
 	c->offered_session = tls_cache_apply(ctx, c->key, c->ssl, c->verified,
-	    sizeof(c->verified));
+	    sizeof(c->verified), &c->offered_serial);
+	/* what we offer is already cached: never save it back (maybe_save) */
+	if (c->offered_session && !session_sum(c->ssl, 0, c->saved_sum))
+		memset(c->saved_sum, 0, sizeof(c->saved_sum));
 	return c;
 }
 
@@ -426,29 +431,55 @@ fail_reason(tls_conn_t *c, int ret)
 	set_reason(c, "%s: %s (%d)", what, buf, e);
 }
 
-/* maybe_save - keep the client session for resumption when it changed:
- * after the handshake (TLS 1.2) and after reads, where TLS 1.3 tickets
- * arrive */
+/* session_sum - a digest naming the resumption material ssl's session
+ * holds: its ticket, else (TLS 1.2 only) its session id; 0 when there is
+ * none (a TLS 1.3 session before its first ticket) */
+static int
+session_sum(WOLFSSL *ssl, int tls13, unsigned char sum[32])
+{
+	unsigned char buf[2048 + 1];
+	const unsigned char *id;
+	word32 tlen = sizeof(buf) - 1;
+	unsigned int idlen = 0;
+	WOLFSSL_SESSION *s;
+
+	if (wolfSSL_get_SessionTicket(ssl, buf + 1, &tlen) == WOLFSSL_SUCCESS && tlen > 0) {
+		buf[0] = 'T';
+		return wc_Sha256Hash(buf, tlen + 1, sum) == 0;
+	}
+	if (tls13 || (s = wolfSSL_get_session(ssl)) == NULL ||
+	    (id = wolfSSL_SESSION_get_id(s, &idlen)) == NULL || idlen == 0 || idlen > 32)
+		return 0;
+	buf[0] = 'I';
+	memcpy(buf + 1, id, idlen);
+	return wc_Sha256Hash(buf, idlen + 1, sum) == 0;
+}
+
+/* maybe_save - keep the client session for resumption when it holds new
+ * resumption material: after the handshake (TLS 1.2) and after reads, where
+ * TLS 1.3 tickets arrive.
+ *
+ * Never save a session whose ticket is the one we offered.  After a TLS 1.3
+ * handshake (resumed, or full because the server declined the ticket)
+ * wolfSSL's session already carries this connection's new resumption
+ * secret but still the old ticket and nonce until the server's
+ * NewSessionTicket is read; saved in that state, every connection that
+ * picked it up failed at the server with "binder does not verify" (the
+ * binder key came from the new secret, the server derives it from the old
+ * one sealed in the ticket).  Sequentially the next ticket repaired the
+ * entry at once, so only connections starting concurrently saw it. */
 static void
 maybe_save(tls_conn_t *c)
 {
-	unsigned char ticket[2048], sum[32];
-	word32 tlen = sizeof(ticket);
+	unsigned char sum[32];
 
 	if (c->server || !c->established)
 		return;
-	if (wolfSSL_get_SessionTicket(c->ssl, ticket, &tlen) != WOLFSSL_SUCCESS)
-		tlen = 0;
-	if (wolfSSL_version(c->ssl) == TLS1_3_VERSION && tlen == 0)
+	if (!session_sum(c->ssl, wolfSSL_version(c->ssl) == TLS1_3_VERSION, sum))
 		return;		/* nothing to resume with yet */
-	memset(sum, 0, sizeof(sum));
-	if (tlen > 0)
-		wc_Sha256Hash(ticket, tlen, sum);
-	else
-		sum[0] = 1;	/* TLS 1.2 session id: save once */
-	if (memcmp(sum, c->ticket_sum, sizeof(sum)) == 0)
+	if (memcmp(sum, c->saved_sum, sizeof(sum)) == 0)
 		return;
-	memcpy(c->ticket_sum, sum, sizeof(sum));
+	memcpy(c->saved_sum, sum, sizeof(sum));
 	tls_cache_save(c->ctx, c->key, c->ssl, c->verified);
 }
 
@@ -474,7 +505,7 @@ tls_conn_handshake(tls_conn_t *c)
 			tls_stats_count(c->ctx, 0, 0);
 			/* a session that did not resume is not offered again */
 			if (c->offered_session)
-				tls_cache_drop(c->ctx, c->key);
+				tls_cache_drop(c->ctx, c->key, c->offered_serial);
 		}
 		return SP_ERROR;
 	}
@@ -564,6 +595,14 @@ tls_conn_shutdown(tls_conn_t *c)
 {
 	if (c->established && !c->failed)
 		wolfSSL_shutdown(c->ssl);
+}
+
+/* tls_conn_offered_session - 1 when this client connection offered a cached
+ * session (a failed handshake already dropped it: retry once without) */
+int
+tls_conn_offered_session(const tls_conn_t *c)
+{
+	return c != NULL && c->offered_session;
 }
 
 /* tls_conn_error - reason of the last SP_ERROR (borrowed) */

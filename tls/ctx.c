@@ -373,11 +373,14 @@ sess_unlink(tls_ctx_t *ctx, struct tls_sess *e)
 }
 
 /* tls_cache_apply - offer the cached session for key to ssl; 1 when one was
- * set (and its verdict copied into verified), 0 otherwise.  Expired entries
- * are dropped here: wolfSSL accepts an expired TLS 1.2 session in
- * set_session and then fails the handshake, so we never offer one. */
+ * set (its verdict copied into verified, its serial into *serial), 0
+ * otherwise.  Expired entries are dropped here: wolfSSL accepts an expired
+ * TLS 1.2 session in set_session and then fails the handshake, so we never
+ * offer one.  The entry stays in the cache for other connections: see the
+ * note on ticket reuse at the top of this file. */
 int
-tls_cache_apply(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, char *verified, size_t vlen)
+tls_cache_apply(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, char *verified, size_t vlen,
+		uint64_t *serial)
 {
 	struct tls_sess *e;
 	int ok = 0;
@@ -391,6 +394,7 @@ tls_cache_apply(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, char *verified, s
 		else if (wolfSSL_set_session(ssl, e->sess) == WOLFSSL_SUCCESS) {
 			/* set_session copies: the entry stays ours */
 			snprintf(verified, vlen, "%s", e->verified);
+			*serial = e->serial;
 			ok = 1;
 		}
 	}
@@ -440,6 +444,7 @@ tls_cache_save(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, const char *verifi
 	snprintf(e->verified, sizeof(e->verified), "%s", verified);
 	e->sess = copy;
 	e->expires = exp;
+	e->serial = ++ctx->next_serial;
 	b = key_hash(e->key) & (ctx->nbuckets - 1);
 	e->hnext = ctx->buckets[b];
 	ctx->buckets[b] = e;
@@ -453,16 +458,18 @@ tls_cache_save(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, const char *verifi
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-/* tls_cache_drop - forget the session for key (it failed to resume) */
+/* tls_cache_drop - forget the session for key (it failed to resume), unless
+ * another connection has meanwhile saved a newer one there: that one never
+ * failed and is kept */
 void
-tls_cache_drop(tls_ctx_t *ctx, const char *key)
+tls_cache_drop(tls_ctx_t *ctx, const char *key, uint64_t serial)
 {
 	struct tls_sess *e;
 
 	if (ctx->nbuckets == 0)
 		return;
 	pthread_mutex_lock(&ctx->lock);
-	if ((e = sess_find(ctx, key)) != NULL)
+	if ((e = sess_find(ctx, key)) != NULL && e->serial == serial)
 		sess_unlink(ctx, e);
 	pthread_mutex_unlock(&ctx->lock);
 }

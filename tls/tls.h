@@ -91,6 +91,12 @@ int tls_conn_write(tls_conn_t *c, const void *buf, size_t len, size_t *put);
 /* tls_conn_shutdown - queue close_notify */
 void tls_conn_shutdown(tls_conn_t *c);
 
+/* tls_conn_offered_session - 1 when this (client) connection offered a
+ * cached session.  When such a handshake fails the entry is already
+ * dropped from the cache, so one retry on a new connection is a full
+ * handshake. */
+int tls_conn_offered_session(const tls_conn_t *c);
+
 /* tls_conn_error - why the last SP_ERROR happened ("certificate name
  * mismatch: mx.example.org not in [a.example.net]"); borrowed */
 const char *tls_conn_error(const tls_conn_t *c);

@@ -21,6 +21,7 @@ struct tls_sess {
 	WOLFSSL_SESSION *sess;
 	time_t	expires;
 	char	verified[8];		/* verdict of the full handshake */
+	uint64_t serial;		/* which save this is: drops name it */
 	struct tls_sess *hnext;		/* hash chain */
 	struct tls_sess *older, *newer;	/* eviction order */
 };
@@ -44,16 +45,19 @@ struct tls_ctx {
 	size_t	nbuckets, nsess, max_sess;
 	unsigned lifetime;
 	struct tls_sess *oldest, *newest;
+	uint64_t next_serial;
 	tls_stats_t stats;
 };
 
 /* ctx.c: session cache, used by conn.c */
 void tls_cache_key(char *out, size_t outlen, const char *host, uint16_t port,
 		   const tls_policy_t *pol, const char *domain);
+/* tls_cache_apply: 1 and the entry's serial in *serial when a session was set */
 int tls_cache_apply(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, char *verified,
-		    size_t vlen);
+		    size_t vlen, uint64_t *serial);
 void tls_cache_save(tls_ctx_t *ctx, const char *key, WOLFSSL *ssl, const char *verified);
-void tls_cache_drop(tls_ctx_t *ctx, const char *key);
+/* tls_cache_drop: forget the entry for key only if it is still save `serial` */
+void tls_cache_drop(tls_ctx_t *ctx, const char *key, uint64_t serial);
 void tls_stats_count(tls_ctx_t *ctx, int ok, int resumed);
 WOLFSSL_CTX *tls_ctx_for_policy(tls_ctx_t *ctx, const tls_policy_t *pol, char *err,
 				size_t errlen);
