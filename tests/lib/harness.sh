@@ -150,9 +150,14 @@ h_fax() {
 	printf -- '--b--\n'
 }
 
-# h_drain [VAR=VALUE...] - one engine run until nothing is due; 0 on exit 0
+# h_drain [VAR=VALUE...] - one engine run until nothing is due; 0 on exit 0.
+# SEALPOST_ENGINE_WRAPPER (word-split) runs the engine under a checker, e.g.
+# "valgrind --error-exitcode=99 --leak-check=full" (build.sh test does);
+# SEALPOST_DRAIN_TIMEOUT gives such a slow run more than 120 s.
 h_drain() {
-	env "$@" timeout 120 "$SP" run --drain >>"$W/engine.log" 2>&1
+	# shellcheck disable=SC2086
+	env "$@" timeout "${SEALPOST_DRAIN_TIMEOUT:-120}" ${SEALPOST_ENGINE_WRAPPER:-} \
+		"$SP" run --drain >>"$W/engine.log" 2>&1
 }
 
 # check DESC CMD... - one assertion
