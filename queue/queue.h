@@ -150,4 +150,40 @@ int q_cmd_submit(const sp_config_t *cfg, int argc, char **argv);
 int q_cmd_queue(const sp_config_t *cfg, int argc, char **argv);
 int q_cmd_flush(const sp_config_t *cfg, int argc, char **argv);
 
+/* Delivery status notifications (queue/dsn.c) */
+enum q_dsn_action { Q_DSN_FAILED, Q_DSN_DELAYED, Q_DSN_DELIVERED };
+
+/* q_dsn_wanted - does recipient r want a DSN for this action (RFC 3461
+ * NOTIFY: NEVER none; not given = FAILURE,DELAY; SUCCESS only when asked)?
+ * Never for a message whose sender is <> (never bounce a bounce). */
+int q_dsn_wanted(const q_msg_t *msg, const q_rcpt_t *r, enum q_dsn_action action);
+
+/* q_dsn_build - a complete spool file (envelope "MAIL FROM:<>" + "RCPT TO:<sender>"
+ * + blank line + RFC 3464 multipart/report message) reporting `action` for
+ * the recipients msg->rcpt[idx[0..n-1]].  Uses each recipient's dsn, last_error,
+ * relay, attempts; msg->data/body_off for the returned content (data NULL:
+ * no third part): RET=HDRS (or RET not given) -> the headers only
+ * (text/rfc822-headers); RET=FULL on a failure -> message/rfc822 with the
+ * full message unless it exceeds max_full bytes, then headers only plus a
+ * note.  reporting_mta: our host name (cfg->helo_name). now: unix time.
+ * LF line ends.  *out is malloc'd (caller frees). Q_OK or Q_ERROR (err set;
+ * also for a null sender). */
+int q_dsn_build(const q_msg_t *msg, const size_t *idx, size_t n, enum q_dsn_action action,
+		const char *reporting_mta, int64_t now, size_t max_full,
+		char **out, size_t *outlen, char *err, size_t errlen);
+/* q_dsn_build_until - q_dsn_build, also stating when attempts end
+ * (retry_until, unix time: arrival + queue lifetime; 0 = not stated): a
+ * delayed report then says "we keep trying until DATE" and carries
+ * Will-Retry-Until.  q_dsn_build is this with retry_until 0. */
+int q_dsn_build_until(const q_msg_t *msg, const size_t *idx, size_t n,
+		      enum q_dsn_action action, const char *reporting_mta, int64_t now,
+		      int64_t retry_until, size_t max_full, char **out, size_t *outlen,
+		      char *err, size_t errlen);
+
+/* q_spool_put - write a complete spool file (text) into new/ atomically
+ * (tmp/, fsync, rename, fsync new/) and return its id (as q_submit).
+ * Q_CORRUPT (nothing written) when text does not parse as a spool file. */
+int q_spool_put(q_spool_t *sp, const char *text, size_t len, char id_out[Q_ID_LEN],
+		char *err, size_t errlen);
+
 #endif

@@ -5,7 +5,7 @@
  *	q_scan_new(), q_claim()			new/ -> msg/ID (or corrupt/)
  *	q_scan_queue(), q_load(), q_load_state() msg/ + state/ back into memory
  *	q_record(), q_done()			state/ID replaced atomically; removal
- *	q_submit(), q_flush()			writers' side
+ *	q_submit(), q_spool_put(), q_flush()	writers' side
  *	q_id_make(), q_id_valid(), q_load_new(), q_flush_count() (q_int.h)
  *
  * Ownership: a q_spool_t holds one directory fd per folder and is shared by
@@ -73,6 +73,8 @@ static int64_t now_s(void);
 static void list_dir(int dirfd, void (*cb)(void *arg, const char *name), void *arg);
 static int corrupt_move(q_spool_t *sp, const char *name, const char *reason,
 			char *why, size_t whylen);
+static int spool_write(q_spool_t *sp, const char *a, size_t alen, const char *b, size_t blen,
+		       char id_out[Q_ID_LEN], char *err, size_t errlen);
 
 /* err_set - format a reason into why and return rc */
 static int
@@ -1053,9 +1055,9 @@ int
 q_submit(q_spool_t *sp, const char *sender, const char *const *rcpts, size_t nrcpt,
 	 const char *message, size_t len, char id_out[Q_ID_LEN], char *err, size_t errlen)
 {
-	char *env = NULL, r[160], id[Q_ID_LEN];
+	char *env = NULL, r[160];
 	size_t elen = 0, ecap = 0, i;
-	int fd, e;
+	int rc, e;
 
 	if (sender == NULL || strcmp(sender, "<>") == 0)
 		sender = "";
@@ -1090,17 +1092,56 @@ q_submit(q_spool_t *sp, const char *sender, const char *const *rcpts, size_t nrc
 			       Q_MAX_FILE);
 	}
 
+	rc = spool_write(sp, env, elen, message, len, id_out, err, errlen);
+	e = errno;
+	free(env);
+	errno = e;
+	return rc;
+nomem:
+	free(env);
+	errno = ENOMEM;
+	return err_set(err, errlen, Q_ERROR, "out of memory");
+}
+
+/* q_spool_put - a complete spool file (checked with q_parse, so the engine
+ * can claim it) written like q_submit's */
+int
+q_spool_put(q_spool_t *sp, const char *text, size_t len, char id_out[Q_ID_LEN],
+	    char *err, size_t errlen)
+{
+	q_msg_t m;
+	char why[256];
+
+	if (text == NULL || len == 0)
+		return err_set(err, errlen, Q_CORRUPT, "empty spool file");
+	if (len > Q_MAX_FILE)
+		return err_set(err, errlen, Q_CORRUPT, "spool file too large (limit %d bytes)",
+			       Q_MAX_FILE);
+	if (q_parse(text, len, &m, why, sizeof(why)) != Q_OK)
+		return err_set(err, errlen, Q_CORRUPT, "not a spool file: %s", why);
+	q_msg_clear(&m);
+	return spool_write(sp, text, len, NULL, 0, id_out, err, errlen);
+}
+
+/* spool_write - a then b into tmp/ID (fsync) -> new/ID, fsync new/; the
+ * id in id_out on Q_OK; Q_ERROR with errno kept, tmp/ID removed */
+static int
+spool_write(q_spool_t *sp, const char *a, size_t alen, const char *b, size_t blen,
+	    char id_out[Q_ID_LEN], char *err, size_t errlen)
+{
+	char id[Q_ID_LEN];
+	int fd, e;
+
 	q_id_make(id);
 	fd = openat(sp->fd[D_TMP], id, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		    0640);
 	if (fd == -1) {
 		e = errno;
-		free(env);
 		err_set(err, errlen, Q_ERROR, "tmp/%s: %s", id, strerror(e));
 		errno = e;
 		return Q_ERROR;
 	}
-	if (write_all(fd, env, elen) == -1 || write_all(fd, message, len) == -1 ||
+	if (write_all(fd, a, alen) == -1 || (blen > 0 && write_all(fd, b, blen) == -1) ||
 	    fsync(fd) == -1) {
 		e = errno;
 		close(fd);
@@ -1115,7 +1156,6 @@ q_submit(q_spool_t *sp, const char *sender, const char *const *rcpts, size_t nrc
 		e = errno;
 		goto ioerr;
 	}
-	free(env);
 	if (fsync(sp->fd[D_NEW]) == -1) {
 		/* the file is complete in new/; only its durability is in doubt */
 		e = errno;
@@ -1127,14 +1167,9 @@ q_submit(q_spool_t *sp, const char *sender, const char *const *rcpts, size_t nrc
 	return Q_OK;
 ioerr:
 	unlinkat(sp->fd[D_TMP], id, 0);
-	free(env);
 	err_set(err, errlen, Q_ERROR, "writing %s/%s: %s", sp->path[D_TMP], id, strerror(e));
 	errno = e;
 	return Q_ERROR;
-nomem:
-	free(env);
-	errno = ENOMEM;
-	return err_set(err, errlen, Q_ERROR, "out of memory");
 }
 
 struct flush_ctx {
