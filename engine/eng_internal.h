@@ -42,6 +42,7 @@ typedef struct eng_job {
 	size_t	nrcpt;
 	size_t	*rcpt;			/* indices into msg->rcpt */
 	eng_outcome_t *out;		/* one per job recipient, written by the worker */
+	int	body_8bit;		/* the message has bytes >= 0x80 (BODY=8BITMIME) */
 	/* session facts for the log, written by the worker */
 	char	relay[320];		/* host[ip]:port, "" if none reached */
 	char	tls_version[16];

@@ -6,6 +6,7 @@
  * variable, the value and what is allowed.  `sealpost config` prints the
  * effective configuration and exits non-zero when it is invalid.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
@@ -73,6 +74,15 @@ main(int argc, char **argv)
 				return EX_USAGE;
 			}
 		}
+		/*
+		 * Message buffers (tens of KB each) come and go thousands of
+		 * times a second: keep freed memory in the heap instead of
+		 * handing it back, or every message pays fresh zeroed pages
+		 * (measured: ~9% of engine CPU in clear_page).  The in-flight
+		 * limit bounds what the heap can grow to.
+		 */
+		mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+		mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
 		return eng_run(&cfg, drain);
 	}
 	if (strcmp(argv[1], "submit") == 0)

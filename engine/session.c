@@ -975,22 +975,6 @@ do_handshake(eng_session_t *s)
 	arm_timer(s);
 }
 
-/* has_8bit - any byte >= 0x80 (BODY=8BITMIME needed) */
-static int
-has_8bit(const char *p, size_t n)
-{
-	uint64_t acc = 0, v;
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&v, p + i, 8);
-		acc |= v;
-	}
-	for (; i < n; i++)
-		acc |= (uint8_t)p[i];
-	return (acc & 0x8080808080808080ULL) != 0;
-}
-
 /* tx_begin - start the job's transaction (RSET first on a reused session) */
 static void
 tx_begin(eng_session_t *s)
@@ -1041,8 +1025,7 @@ tx_send_one(eng_session_t *s)
 	case SMTP_CMD_MAIL:
 		if (s->caps.flags & SMTP_CAP_SIZE)
 			snprintf(size, sizeof(size), " SIZE=%zu", m->len - m->body_off);
-		if ((s->caps.flags & SMTP_CAP_8BITMIME) &&
-		    has_8bit(m->data + m->body_off, m->len - m->body_off))
+		if ((s->caps.flags & SMTP_CAP_8BITMIME) && job->body_8bit)
 			snprintf(body, sizeof(body), " BODY=8BITMIME");
 		if (dsn && m->ret != Q_RET_NONE)
 			snprintf(ret, sizeof(ret), " RET=%s", m->ret == Q_RET_FULL ? "FULL" : "HDRS");
