@@ -16,6 +16,8 @@
 int bench_sink_main(int argc, char **argv);
 /* bench_fill_main - `sealpost-bench fill`: write test messages into a spool */
 int bench_fill_main(int argc, char **argv);
+/* bench_run_main - `sealpost-bench run`: certificates, sink, fill, engine, report */
+int bench_run_main(int argc, char **argv);
 
 /* bench_now_us - CLOCK_REALTIME in microseconds */
 int64_t bench_now_us(void);

@@ -3,6 +3,7 @@
  *
  *	sealpost-bench sink [options]	SMTP receiver with STARTTLS and faults
  *	sealpost-bench fill [options]	write fax-like messages into a spool
+ *	sealpost-bench run [options]	end-to-end benchmark: sink, fill, engine, report (run.c)
  *	sealpost-bench crypto [options]	cipher throughput of the linked wolfSSL (crypto.c)
  *
  * Also the small helpers the subcommands share (clocks, number parsing).
@@ -65,6 +66,7 @@ usage(void)
 	    "usage: sealpost-bench COMMAND [options]\n"
 	    "  sink   SMTP receiver (STARTTLS, fault injection, store/hash); sink --help\n"
 	    "  fill   write fax-like test messages into a spool; fill --help\n"
+	    "  run    end-to-end benchmark: certificates, sink, spool, engine, report; run --help\n"
 	    "  crypto cipher throughput of the linked wolfSSL; crypto --help\n");
 }
 
@@ -80,6 +82,8 @@ main(int argc, char **argv)
 		return bench_sink_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "fill") == 0)
 		return bench_fill_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "run") == 0)
+		return bench_run_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "crypto") == 0)
 		return bench_crypto_main(argc - 1, argv + 1);
 	fprintf(stderr, "sealpost-bench: unknown command \"%s\"\n", argv[1]);

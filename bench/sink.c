@@ -150,7 +150,7 @@ struct sink_worker {
 typedef struct sink_opts {
 	char	*listen[SINK_MAX_LISTEN];
 	size_t	nlisten;
-	const char *port_file, *cert, *key, *client_ca, *store, *json;
+	const char *port_file, *cert, *key, *client_ca, *store, *json, *timeline;
 	int	no_starttls, allow_plaintext, hash, quiet, min_tls;
 	uint64_t latency_ms, rcpt_tempfail, rcpt_permfail, conn_tempfail, drop_mid_data;
 	uint64_t max_size, max_messages, duration, workers, seed;
@@ -181,6 +181,8 @@ static uint64_t sink_sq_lost;
 #define LAT_BUCKETS	(LAT_FINE + 9900 + 1)
 static uint64_t sink_lat[LAT_BUCKETS];
 static uint64_t sink_lat_max;
+/* the same, per --timeline interval (taken and zeroed by the main loop) */
+static uint64_t sink_iv_n, sink_iv_sum_us, sink_iv_max_us;
 
 static void sink_usage(void);
 static void sink_add(uint64_t *ctr, uint64_t n);
@@ -219,6 +221,7 @@ static int sink_write_file(const char *path, const char *text);
 static void sink_summary(double elapsed, char *out, size_t outlen);
 static void conn_header_scan(sink_conn_t *c, const char *p, size_t n);
 static void sink_lat_record(int64_t us);
+static void sink_timeline_line(FILE *f);
 static uint64_t sink_lat_bucket_ms(size_t b);
 static uint64_t sink_lat_pct(uint64_t count, double pct);
 
@@ -248,6 +251,7 @@ sink_usage(void)
 	    "  --store DIR            keep each message: DIR/N.eml (payload) and DIR/N.env\n"
 	    "  --hash                 hash each message (FNV-1a 64); digest in the summary\n"
 	    "  --json FILE            summary written there on exit\n"
+	    "  --timeline FILE        every 100 ms a line: MONO_S MESSAGES LAT_N LAT_SUM_MS LAT_MAX_MS\n"
 	    "  --max-messages N       stop after N accepted messages\n"
 	    "  --duration SEC         stop after SEC seconds\n"
 	    "  --seed S               seed of the random fault draws\n"
@@ -1057,6 +1061,33 @@ sink_lat_record(int64_t us)
 		    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 			;
 	}
+	if (sink_o.timeline != NULL) {
+		uint64_t v = us > 0 ? (uint64_t)us : 0;
+		uint64_t old = __atomic_load_n(&sink_iv_max_us, __ATOMIC_RELAXED);
+
+		sink_add(&sink_iv_n, 1);
+		sink_add(&sink_iv_sum_us, v);
+		while (v > old && !__atomic_compare_exchange_n(&sink_iv_max_us, &old, v, 0,
+		    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
+}
+
+/* sink_timeline_line - one --timeline line: the monotonic clock (the same
+ * clock as a parent process's, so it can line the points up with its own
+ * events), messages so far, and the latencies recorded since the last line
+ * (count, sum and max in ms); flushed so a reader sees whole lines */
+static void
+sink_timeline_line(FILE *f)
+{
+	uint64_t n = __atomic_exchange_n(&sink_iv_n, 0, __ATOMIC_RELAXED);
+	uint64_t sum = __atomic_exchange_n(&sink_iv_sum_us, 0, __ATOMIC_RELAXED);
+	uint64_t max = __atomic_exchange_n(&sink_iv_max_us, 0, __ATOMIC_RELAXED);
+
+	fprintf(f, "%.6f %llu %llu %.3f %.3f\n", bench_mono_s(),
+	    (unsigned long long)sink_get(&sink_st.messages), (unsigned long long)n,
+	    (double)sum / 1000.0, (double)max / 1000.0);
+	fflush(f);
 }
 
 /* sink_lat_bucket_ms - the lower bound of bucket b in ms */
@@ -1501,7 +1532,7 @@ static void
 sink_summary(double elapsed, char *out, size_t outlen)
 {
 	uint64_t m = sink_get(&sink_st.messages);
-	double active;
+	double active, first, last;
 	uint64_t nlat = 0;
 	size_t b;
 
@@ -1510,6 +1541,8 @@ sink_summary(double elapsed, char *out, size_t outlen)
 	pthread_mutex_lock(&sink_time_lock);
 	active = sink_st.last_msg > sink_st.first_conn && sink_st.first_conn > 0 ?
 	    sink_st.last_msg - sink_st.first_conn : 0;
+	first = sink_st.first_conn;
+	last = sink_st.last_msg;
 	pthread_mutex_unlock(&sink_time_lock);
 	snprintf(out, outlen,
 	    "{\"messages\": %llu, \"recipients\": %llu, \"bytes\": %llu, "
@@ -1519,6 +1552,7 @@ sink_summary(double elapsed, char *out, size_t outlen)
 	    "\"permfails\": %llu, \"drops\": %llu, \"oversize\": %llu, "
 	    "\"digest\": \"%016llx\", \"elapsed\": %.3f, \"active\": %.3f, "
 	    "\"rate\": %.1f, \"active_rate\": %.1f, "
+	    "\"first_conn_mono\": %.6f, \"last_msg_mono\": %.6f, "
 	    "\"latency_ms\": {\"count\": %llu, \"p50\": %llu, \"p90\": %llu, "
 	    "\"p99\": %llu, \"max\": %llu}}\n",
 	    (unsigned long long)m,
@@ -1540,6 +1574,7 @@ sink_summary(double elapsed, char *out, size_t outlen)
 	    elapsed, active,
 	    elapsed > 0 ? (double)m / elapsed : 0.0,
 	    active > 0 ? (double)m / active : 0.0,
+	    first, last,
 	    (unsigned long long)nlat,
 	    (unsigned long long)(nlat ? sink_lat_pct(nlat, 50) : 0),
 	    (unsigned long long)(nlat ? sink_lat_pct(nlat, 90) : 0),
@@ -1572,6 +1607,7 @@ bench_sink_main(int argc, char **argv)
 		{ "store", required_argument, NULL, 's' },
 		{ "hash", no_argument, NULL, 'H' },
 		{ "json", required_argument, NULL, 'J' },
+		{ "timeline", required_argument, NULL, 'i' },
 		{ "max-messages", required_argument, NULL, 'M' },
 		{ "duration", required_argument, NULL, 'D' },
 		{ "seed", required_argument, NULL, 'e' },
@@ -1584,6 +1620,7 @@ bench_sink_main(int argc, char **argv)
 	sigset_t set;
 	double start, last_print, now;
 	uint64_t last_msgs = 0;
+	FILE *tl = NULL;
 	size_t li, wi;
 	int ch, first_port = -1;
 
@@ -1661,6 +1698,7 @@ bench_sink_main(int argc, char **argv)
 		case 's': sink_o.store = optarg; break;
 		case 'H': sink_o.hash = 1; break;
 		case 'J': sink_o.json = optarg; break;
+		case 'i': sink_o.timeline = optarg; break;
 		case 'M':
 			if (bench_parse_u64(optarg, UINT64_MAX / 2, &sink_o.max_messages) == -1)
 				bad = "--max-messages";
@@ -1762,6 +1800,14 @@ bench_sink_main(int argc, char **argv)
 		return EX_CANTCREAT;
 	}
 
+	if (sink_o.timeline != NULL) {
+		tl = fopen(sink_o.timeline, "we");
+		if (tl == NULL) {
+			fprintf(stderr, "sink: --timeline %s: %s\n", sink_o.timeline,
+			    strerror(errno));
+			return EX_CANTCREAT;
+		}
+	}
 	start = last_print = bench_mono_s();
 	for (wi = 0; wi < sink_o.workers; wi++) {
 		if (pthread_create(&workers[wi].th, NULL, sink_worker_run, &workers[wi]) != 0) {
@@ -1775,6 +1821,8 @@ bench_sink_main(int argc, char **argv)
 
 		if (sig == SIGINT || sig == SIGTERM)
 			break;
+		if (tl != NULL)
+			sink_timeline_line(tl);
 		now = bench_mono_s();
 		if (sink_o.duration > 0 && now - start >= (double)sink_o.duration)
 			break;
@@ -1795,6 +1843,10 @@ bench_sink_main(int argc, char **argv)
 	sink_stop = 1;
 	for (wi = 0; wi < sink_o.workers; wi++)
 		pthread_join(workers[wi].th, NULL);
+	if (tl != NULL) {
+		sink_timeline_line(tl);
+		fclose(tl);
+	}
 	now = bench_mono_s();
 	sink_summary(now - start, json, sizeof(json));
 	if (sink_tls != NULL)
