@@ -66,14 +66,27 @@ void eng_jobq_destroy(eng_jobq_t *q);
 void eng_jobq_push(eng_jobq_t *q, eng_job_t *job);
 eng_job_t *eng_jobq_take_all(eng_jobq_t *q);	/* whole list, FIFO order */
 
-/* Shared, read-only after start. */
+/* A TLS generation: context + policy, replaced as a whole on SIGHUP. */
+typedef struct eng_tls_gen {
+	tls_ctx_t *ctx;
+	tls_policy_table_t *policy;	/* may be NULL */
+	tls_policy_t dflt;		/* SEALPOST_TLS_LEVEL for unlisted domains */
+	int	refs;			/* atomic */
+} eng_tls_gen_t;
+
+/* Shared by the qmgr and the workers. */
 typedef struct eng_shared {
 	const sp_config_t *cfg;
-	tls_ctx_t *tls;
-	tls_policy_table_t *policy;	/* may be NULL */
-	tls_policy_t default_policy;
+	pthread_mutex_t gen_lock;
+	eng_tls_gen_t *gen;		/* current TLS generation (tlsgen.c) */
 	eng_jobq_t done;		/* workers -> qmgr */
 } eng_shared_t;
+
+/* tlsgen.c */
+eng_tls_gen_t *eng_tls_gen_new(const sp_config_t *cfg, char *err, size_t errlen);
+void eng_tls_publish(eng_shared_t *sh, eng_tls_gen_t *g);
+eng_tls_gen_t *eng_tls_acquire(eng_shared_t *sh);
+void eng_tls_release(eng_tls_gen_t *g);
 
 typedef struct eng_worker eng_worker_t;
 

@@ -122,6 +122,7 @@ static void log_outcome(qmgr_t *m, const q_msg_t *q, const eng_job_t *job, size_
 static void heap_push(qmgr_t *m, int64_t due, const char *id);
 static void heap_pop(qmgr_t *m);
 static void flush_all(qmgr_t *m);
+static void reload(qmgr_t *m);
 static int64_t now_s(void);
 static dest_fail_t *dest_fail_get(qmgr_t *m, const char *domain, int create);
 static void dest_result(qmgr_t *m, const eng_job_t *job, int64_t now);
@@ -204,7 +205,9 @@ eng_run(const sp_config_t *cfg, int drain)
 				arm_done(m);
 				break;
 			case UD_SIGNAL:
-				if (cqe->res == (int)sizeof(m->sig)) {
+				if (cqe->res == (int)sizeof(m->sig) && m->sig.ssi_signo == SIGHUP) {
+					reload(m);
+				} else if (cqe->res == (int)sizeof(m->sig)) {
 					if (m->stopping) {
 						sp_log_msg(SP_LOG_WARN, "shutdown",
 						    "second signal: exiting now; in-flight "
@@ -231,7 +234,8 @@ eng_run(const sp_config_t *cfg, int drain)
 	{
 		tls_stats_t ts;
 
-		tls_ctx_stats(m->sh.tls, &ts);
+		/* Counted by the current generation: since start or the last reload. */
+		tls_ctx_stats(m->sh.gen->ctx, &ts);
 		sp_log_msg(SP_LOG_INFO, "tls_stats", "full=%llu resumed=%llu failed=%llu",
 		    (unsigned long long)ts.full, (unsigned long long)ts.resumed,
 		    (unsigned long long)ts.failed);
@@ -265,12 +269,14 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		return -1;
 	}
-	if ((m->sh.tls = tls_ctx_new_client(cfg, err, errlen)) == NULL)
-		return -1;
-	if (cfg->tls_policy[0] &&
-	    tls_policy_load(cfg->tls_policy, &m->sh.policy, err, errlen) < 0)
-		return -1;
-	m->sh.default_policy.level = cfg->tls_level;
+	pthread_mutex_init(&m->sh.gen_lock, NULL);
+	{
+		eng_tls_gen_t *g = eng_tls_gen_new(cfg, err, errlen);
+
+		if (g == NULL)
+			return -1;
+		eng_tls_publish(&m->sh, g);
+	}
 	if ((rc = io_uring_queue_init(64, &m->ring, 0)) < 0) {
 		snprintf(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
 		return -1;
@@ -286,6 +292,7 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);
+	sigaddset(&ss, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &ss, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if ((m->sfd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
@@ -344,10 +351,7 @@ qmgr_fini(qmgr_t *m)
 			m->fail_tab[i] = f->next;
 			free(f);
 		}
-	if (m->sh.policy)
-		tls_policy_free(m->sh.policy);
-	if (m->sh.tls)
-		tls_ctx_free(m->sh.tls);
+	eng_tls_publish(&m->sh, NULL);	/* workers are gone: this frees it */
 	if (m->sh.done.efd > 0)
 		eng_jobq_destroy(&m->sh.done);
 	q_spool_close(m->sp);
@@ -459,6 +463,22 @@ recover_cb(void *arg, const char *id)
 	}
 	if ((copy = strdup(id)) != NULL)
 		m->recover[m->nrecover++] = copy;
+}
+
+/* reload - SIGHUP: certificates, CA store and policy file read again; new
+ * sessions use them, sessions in flight keep theirs */
+static void
+reload(qmgr_t *m)
+{
+	char err[512];
+	eng_tls_gen_t *g = eng_tls_gen_new(m->cfg, err, sizeof(err));
+
+	if (g == NULL) {
+		sp_log_msg(SP_LOG_ERROR, "reload", "kept the current TLS settings: %s", err);
+		return;
+	}
+	eng_tls_publish(&m->sh, g);
+	sp_log_msg(SP_LOG_INFO, "reload", "TLS certificates, CA store and policy reloaded");
 }
 
 /* flush_all - `sealpost flush`: every deferred message is due now */

@@ -165,7 +165,8 @@ eng_session_start(eng_session_t *s, eng_job_t *job)
 
 	X(s)->busy++;
 	s->job = job;
-	s->pol = tls_policy_lookup(w->sh->policy, s->dest->domain, &w->sh->default_policy);
+	s->gen = eng_tls_acquire(w->sh);
+	s->pol = tls_policy_lookup(s->gen->policy, s->dest->domain, &s->gen->dflt);
 	enter_state(s, SMTP_RESOLVING);
 	route = sp_route_find(w->cfg, s->dest->domain);
 	if (route)
@@ -567,6 +568,7 @@ session_free(eng_session_t *s)
 	enter_state(s, SMTP_DONE);
 	idle_unlink(s);
 	eng_timer_set(s, 0);
+	eng_tls_release(s->gen);
 	free(s->obuf);
 	free(s->sbuf);
 	free((session_box_t *)(void *)s);
@@ -941,7 +943,7 @@ start_tls(eng_session_t *s)
 		port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
 	else
 		port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
-	s->tls = tls_conn_new_client(s->w->sh->tls, s->pol, s->host, port, s->dest->domain);
+	s->tls = tls_conn_new_client(s->gen->ctx, s->pol, s->host, port, s->dest->domain);
 	if (s->tls == NULL) {
 		host_fail(s, "4.7.5", "cannot set up TLS for %s (out of memory)", s->relay);
 		return;
@@ -1271,7 +1273,8 @@ next_job_or_idle(eng_session_t *s)
 	eng_worker_t *w = s->w;
 	eng_job_t *next;
 
-	if (w->stopping || s->msgs_done >= w->cfg->msgs_per_connection) {
+	if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE) ||
+	    s->msgs_done >= w->cfg->msgs_per_connection) {
 		enter_state(s, SMTP_IDLE);
 		eng_session_quit(s);
 		return;

@@ -235,7 +235,8 @@ worker_take_inbox(eng_worker_t *w)
 
 		next = job->next;
 		job->next = NULL;
-		if (w->stopping || (d = dest_get(w, job->domain)) == NULL) {
+		if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE) ||
+		    (d = dest_get(w, job->domain)) == NULL) {
 			eng_job_finish(w, job);	/* untouched: attempted = 0 */
 			continue;
 		}
@@ -297,7 +298,7 @@ eng_dest_schedule(eng_worker_t *w, eng_dest_t *d)
 	while (d->qhead) {
 		eng_session_t *s;
 
-		if (w->stopping) {
+		if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
 			eng_job_finish(w, eng_dest_pop(d));
 			continue;
 		}

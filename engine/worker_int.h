@@ -97,6 +97,7 @@ struct eng_session {
 	int	host_failed;		/* draining ops before trying the next host */
 
 	/* TLS */
+	eng_tls_gen_t *gen;		/* referenced for the session's life */
 	tls_conn_t *tls;
 	int	tls_on;
 
@@ -136,7 +137,7 @@ struct eng_worker {
 	struct io_uring ring;
 	eng_jobq_t inbox;
 	uint64_t wake_buf;
-	int	stopping;
+	int	stopping;	/* set by eng_worker_stop from another thread: __atomic only */
 	dns_resolver_t *dns;
 
 	/* c-ares sockets watched through the ring */

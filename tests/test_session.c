@@ -292,16 +292,17 @@ setup_engine(uint16_t port, const char *extra)
 	sp_log_init(SP_LOG_TEXT, SP_LOG_ERROR, 2);
 	memset(&sh, 0, sizeof(sh));
 	sh.cfg = &cfg;
-	sh.default_policy.level = cfg.tls_level;
-	sh.tls = tls_ctx_new_client(&cfg, err, sizeof(err));
-	cr_assert_not_null(sh.tls, "%s", err);
+	pthread_mutex_init(&sh.gen_lock, NULL);
+	eng_tls_gen_t *g = eng_tls_gen_new(&cfg, err, sizeof(err));
+	cr_assert_not_null(g, "%s", err);
+	eng_tls_publish(&sh, g);
 	cr_assert_eq(eng_jobq_init(&sh.done), 0);
 }
 
 static void
 teardown_engine(void)
 {
-	tls_ctx_free(sh.tls);
+	eng_tls_publish(&sh, NULL);
 	eng_jobq_destroy(&sh.done);
 }
 
