@@ -782,3 +782,29 @@ Test(dsn, message_without_content_still_reports)
 	free(copy);
 	release(&f);
 }
+
+Test(dsn, hostile_texts_cannot_inject_lines)
+{
+	struct fixture f;
+	struct part p[8];
+	size_t idx[1] = { 0 };
+	char *copy, *g[4];
+
+	memset(&f, 0, sizeof(f));
+	load("MAIL FROM:<s@example.com> ENVID=a+0AX-Injected:+20env\n"
+	     "RCPT TO:<r@example.org> ORCPT=rfc822;r+0D+0AX-Injected:+20orcpt@example.org\n\n"
+	     "Subject: x\n\nb\n", &f.msg);
+	q_rcpt_update(&f.msg.rcpt[0], Q_RCPT_BOUNCED, "5.0.0",
+		      "550 no\r\nX-Injected: reply\x01\xff", "evil\nX-Injected: relay[1.2.3.4]:25", 0);
+	build(&f, idx, 1, Q_DSN_FAILED, 0, 1 << 20);
+	cr_expect_null(strstr(f.dsn, "\nX-Injected"), "%s", f.dsn);
+	cr_assert_eq(split_mime(f.dsn + f.back.body_off, p, 8, &copy), 3);
+	cr_assert_eq(groups(p[1].body, g, 4), 2);
+	/* decoding would make a control character: the xtext goes as given */
+	expect_header(g[0], "Original-Envelope-Id", "a+0AX-Injected:+20env");
+	expect_header(g[1], "Original-Recipient", "rfc822;r+0D+0AX-Injected:+20orcpt@example.org");
+	expect_header(g[1], "Remote-MTA", NULL);
+	expect_header(g[1], "Diagnostic-Code", "smtp; 550 no X-Injected: reply??");
+	free(copy);
+	release(&f);
+}
