@@ -480,7 +480,7 @@ static void
 run_progress(run_state_t *s, int final)
 {
 	uint64_t got = s->npts ? s->pts[s->npts - 1].msgs : 0, want = s->o.n;
-	double el = bench_mono_s() - s->t_engine;
+	double el = (final && s->t_end > 0 ? s->t_end : bench_mono_s()) - s->t_engine;
 	int w = 40, fill, i;
 	char bar[64];
 
@@ -1014,18 +1014,18 @@ bench_run_main(int argc, char **argv)
 		}
 	}
 	run_main_loop(s);
-	run_progress(s, 1);
 
 	/* the sink writes its summary on SIGTERM */
 	run_stop(s->sink, &status, &s->sink_ru);
 	s->sink = 0;
+	run_tail_lines(s, &s->tl, run_tl_line);
+	run_progress(s, 1);
 	if (run_read_sink(jpath, &k) == -1) {
 		fprintf(stderr, "run: no summary from the sink (see %s/sink.log)\n", s->work);
 		s->o.keep = 1;
 		rc = EX_SOFTWARE;
 		goto out;
 	}
-	run_tail_lines(s, &s->tl, run_tl_line);
 	run_report(s, &k, stdout, 0);
 	fflush(stdout);
 	if (s->o.json != NULL) {
