@@ -5,6 +5,7 @@
  *	sealpost-bench fill [options]	write fax-like messages into a spool
  *	sealpost-bench run [options]	end-to-end benchmark: sink, fill, engine, report (run.c)
  *	sealpost-bench crypto [options]	cipher throughput of the linked wolfSSL (crypto.c)
+ *	sealpost-bench handshake [options]	TLS handshakes per second (handshake.c)
  *
  * Also the small helpers the subcommands share (clocks, number parsing).
  * Exit codes come from sysexits.h; usage errors print to stderr.
@@ -18,6 +19,7 @@
 
 #include "bench/bench.h"
 #include "bench/crypto.h"
+#include "bench/handshake.h"
 
 static void usage(void);
 
@@ -67,7 +69,8 @@ usage(void)
 	    "  sink   SMTP receiver (STARTTLS, fault injection, store/hash); sink --help\n"
 	    "  fill   write fax-like test messages into a spool; fill --help\n"
 	    "  run    end-to-end benchmark: certificates, sink, spool, engine, report; run --help\n"
-	    "  crypto cipher throughput of the linked wolfSSL; crypto --help\n");
+	    "  crypto cipher throughput of the linked wolfSSL; crypto --help\n"
+	    "  handshake  full and resumed TLS handshakes per second; handshake --help\n");
 }
 
 /* main - run the subcommand named by argv[1] */
@@ -86,6 +89,8 @@ main(int argc, char **argv)
 		return bench_run_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "crypto") == 0)
 		return bench_crypto_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "handshake") == 0)
+		return bench_handshake_main(argc - 1, argv + 1);
 	fprintf(stderr, "sealpost-bench: unknown command \"%s\"\n", argv[1]);
 	usage();
 	return EX_USAGE;
