@@ -892,3 +892,26 @@ Test(tls, tls13_resumption_between_a_resumed_handshake_and_its_ticket)
 	tls_ctx_free(cctx);
 	tls_ctx_free(sctx);
 }
+
+Test(tls, abandoned_client_handshake_counts_as_failed)
+{
+	char err[512];
+	sp_config_t cfg;
+	tls_ctx_t *cctx;
+	tls_conn_t *cl;
+	tls_stats_t st;
+
+	client_cfg(&cfg);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	cr_assert_not_null(cctx, "%s", err);
+	/* never started: not a handshake */
+	tls_conn_free(tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test"));
+	/* started, then the caller gives up (peer closed before answering) */
+	cl = tls_conn_new_client(cctx, NULL, "mx.test", 25, "example.test");
+	cr_assert_eq(tls_conn_handshake(cl), SP_AGAIN);
+	tls_conn_free(cl);
+	tls_ctx_stats(cctx, &st);
+	cr_assert_eq(st.failed, 1);
+	cr_assert_eq(st.full + st.resumed, 0);
+	tls_ctx_free(cctx);
+}

@@ -23,7 +23,10 @@
  * End of stream without close_notify reads as SP_DONE (SMTP has its own
  * framing).  A handshake that fails while offering a cached session drops
  * that session: a new connection to the same host:port does a full
- * handshake.  The info strings (tls_conn_info) are static.
+ * handshake (tls_conn_offered_session tells the caller to retry once).
+ * Every client handshake is counted once in the context's stats: full,
+ * resumed, or failed (also when the caller frees it unfinished, e.g. after
+ * the peer closed).  The info strings (tls_conn_info) are static.
  *
  * Verification is ours, in tls_verify_cb (wolfSSL calls it for every
  * certificate of the chain, this build has WOLFSSL_ALWAYS_VERIFY_CB):
@@ -75,6 +78,8 @@ struct tls_conn {
 	uint64_t offered_serial;	/* ... which one (tls_cache_drop) */
 	int	leaf_checked;		/* verify callback saw the leaf */
 	int	resumed;
+	int	started;		/* tls_conn_handshake was called */
+	int	counted;		/* this handshake is in the ctx stats */
 	unsigned char saved_sum[32];	/* session_sum of what the cache holds from us */
 	char	verified[8];
 	char	reason[1024];
@@ -94,6 +99,7 @@ static int leaf_pinned(const tls_conn_t *c, WOLFSSL_X509 *x, char *hex, size_t h
 static void asn1_time_text(WOLFSSL_ASN1_TIME *t, char *buf, size_t len);
 static int session_sum(WOLFSSL *ssl, int tls13, unsigned char sum[32]);
 static void maybe_save(tls_conn_t *c);
+static void count(tls_conn_t *c, int ok);
 static tls_conn_t *conn_alloc(tls_ctx_t *ctx, WOLFSSL_CTX *w);
 
 /* buf_reserve - make room for need more bytes, compacting first; -1 over max */
@@ -264,6 +270,10 @@ tls_conn_free(tls_conn_t *c)
 {
 	if (c == NULL)
 		return;
+	/* a client handshake abandoned by the caller (the peer closed and the
+	 * engine saw the end of stream first) still counts as failed */
+	if (!c->server && c->started && !c->counted)
+		count(c, 0);
 	wolfSSL_free(c->ssl);
 	free(c->in);
 	free(c->out);
@@ -483,6 +493,16 @@ maybe_save(tls_conn_t *c)
 	tls_cache_save(c->ctx, c->key, c->ssl, c->verified);
 }
 
+/* count - this client handshake into the context's counters, once */
+static void
+count(tls_conn_t *c, int ok)
+{
+	if (c->counted)
+		return;
+	c->counted = 1;
+	tls_stats_count(c->ctx, ok, c->resumed);
+}
+
 /* tls_conn_handshake - SP_OK when established and verified, SP_AGAIN for
  * more input, SP_ERROR with tls_conn_error() */
 int
@@ -490,6 +510,7 @@ tls_conn_handshake(tls_conn_t *c)
 {
 	int ret, e;
 
+	c->started = 1;
 	if (c->failed)
 		return SP_ERROR;
 	if (c->established)
@@ -502,7 +523,7 @@ tls_conn_handshake(tls_conn_t *c)
 		fail_reason(c, ret);
 		c->failed = 1;
 		if (!c->server) {
-			tls_stats_count(c->ctx, 0, 0);
+			count(c, 0);
 			/* a session that did not resume is not offered again */
 			if (c->offered_session)
 				tls_cache_drop(c->ctx, c->key, c->offered_serial);
@@ -514,14 +535,14 @@ tls_conn_handshake(tls_conn_t *c)
 		/* defence in depth: never trust a chain our callback did not see */
 		set_reason(c, "certificate verify failed: peer certificate not checked");
 		c->failed = 1;
-		tls_stats_count(c->ctx, 0, 0);
+		count(c, 0);
 		return SP_ERROR;
 	}
 	if (c->server && wolfSSL_get_peer_certificate(c->ssl) != NULL)
 		snprintf(c->verified, sizeof(c->verified), "yes");
 	c->established = 1;
 	if (!c->server) {
-		tls_stats_count(c->ctx, 1, c->resumed);
+		count(c, 1);
 		maybe_save(c);
 	}
 	return SP_OK;
