@@ -40,6 +40,7 @@
 #define UD_SIGNAL	3
 #define BACKLOG_MAX	100000	/* new-file names remembered; beyond, rescan */
 #define RECOVER_BATCH	512	/* queued messages examined per loop turn at start */
+#define DSN_MAX_FULL	(512 * 1024)	/* RET=FULL returns at most this much */
 #define SUSPEND_AFTER	5	/* consecutive connection/TLS failures before suspending */
 #define SUSPEND_MIN	30	/* first suspension, seconds; doubles up to retry_min */
 #define SUSPEND_TAB	1024	/* buckets of the failing-destination table */
@@ -123,6 +124,8 @@ static void heap_push(qmgr_t *m, int64_t due, const char *id);
 static void heap_pop(qmgr_t *m);
 static void flush_all(qmgr_t *m);
 static void reload(qmgr_t *m);
+static int dsn_needed(const q_msg_t *q, const q_rcpt_t *r, enum q_dsn_action *action);
+static int dsn_send(qmgr_t *m, q_msg_t *q, int64_t now);
 static int64_t now_s(void);
 static dest_fail_t *dest_fail_get(qmgr_t *m, const char *domain, int create);
 static void dest_result(qmgr_t *m, const eng_job_t *job, int64_t now);
@@ -509,7 +512,15 @@ pump(qmgr_t *m)
 		char why[256];
 
 		if (q_load_state(m->sp, id, &q, why, sizeof(why)) == Q_OK) {
-			if (q_msg_final(q)) {
+			int report = 0;
+
+			for (size_t i = 0; i < q->nrcpt && !report; i++)
+				report = dsn_needed(q, &q->rcpt[i], NULL);
+			if (report) {
+				/* A failure recorded before its DSN was queued
+				 * (a crash in between): report it now. */
+				heap_push(m, 0, id);
+			} else if (q_msg_final(q)) {
 				if (q_done(m->sp, q, why, sizeof(why)) != Q_OK)
 					sp_log_msg(SP_LOG_ERROR, "recover", "id=%s: %s", id, why);
 			} else {
@@ -761,9 +772,17 @@ attempt_over(qmgr_t *m, eng_msg_t *em)
 {
 	q_msg_t *q = em->q;
 	char why[512];
+	int rc;
 
 	m->inflight--;
-	if (q_msg_final(q)) {
+	if ((rc = dsn_send(m, q, now_s())) < 0) {
+		/* The DSN could not be queued: the failure stays unreported and
+		 * the message stays, and both are tried again in a minute. */
+		if (q_record(m->sp, q, why, sizeof(why)) != Q_OK)
+			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot record state: %s",
+			    q->id, why);
+		heap_push(m, now_s() + 60, q->id);
+	} else if (q_msg_final(q)) {
 		if (q->sender[0] == '\0') {
 			for (size_t i = 0; i < q->nrcpt; i++)
 				if (q->rcpt[i].status == Q_RCPT_BOUNCED)
@@ -785,7 +804,7 @@ attempt_over(qmgr_t *m, eng_msg_t *em)
 	} else {
 		int64_t due = q_msg_next_attempt(q);
 
-		if (em->changed && q_record(m->sp, q, why, sizeof(why)) != Q_OK) {
+		if ((em->changed || rc > 0) && q_record(m->sp, q, why, sizeof(why)) != Q_OK) {
 			/* The outcomes stay in memory and are written with the next
 			 * attempt; a crash before then re-sends, never loses. */
 			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot record state: %s",
@@ -944,4 +963,114 @@ dest_suspended(qmgr_t *m, eng_job_t *job, int64_t now)
 		}
 	}
 	return 1;
+}
+
+/*
+ * Delivery status notifications.  After every attempt, one DSN per kind
+ * (failed, delayed, delivered) covers every recipient of the message that
+ * needs one and has not been reported: a 550 is reported at once, a 451 when
+ * its lifetime ends (it is BOUNCED then), success only when NOTIFY asked.
+ * Order, for at-least-once without loss: the DSN is written into the spool
+ * (q_spool_put: fsync'd) first, then `reported` is set and recorded, and only
+ * then may the original be removed.  A crash in between re-sends a DSN; it
+ * never loses one.
+ */
+
+/* dsn_needed - does r need a report it has not had? (action out) */
+static int
+dsn_needed(const q_msg_t *q, const q_rcpt_t *r, enum q_dsn_action *action)
+{
+	enum q_dsn_action a;
+
+	if (r->reported)
+		return 0;
+	if (r->status == Q_RCPT_BOUNCED)
+		a = Q_DSN_FAILED;
+	else if (r->status == Q_RCPT_SENT)
+		a = Q_DSN_DELIVERED;
+	else
+		return 0;
+	if (action)
+		*action = a;
+	return q_dsn_wanted(q, r, a);
+}
+
+/* dsn_put - build and queue one DSN for the listed recipients; 0 or -1 */
+static int
+dsn_put(qmgr_t *m, q_msg_t *q, const size_t *idx, size_t n, enum q_dsn_action action,
+	int64_t now)
+{
+	static const char *names[] = { "failed", "delayed", "delivered" };
+	char err[256], id[Q_ID_LEN];
+	char *text = NULL;
+	size_t len = 0;
+
+	if (q_dsn_build_until(q, idx, n, action, m->cfg->helo_name, now,
+	    q->arrival + (int64_t)m->cfg->queue_lifetime, DSN_MAX_FULL, &text, &len,
+	    err, sizeof(err)) != Q_OK ||
+	    q_spool_put(m->sp, text, len, id, err, sizeof(err)) != Q_OK) {
+		free(text);
+		sp_log_msg(SP_LOG_ERROR, "dsn", "id=%s action=%s: cannot queue the DSN: %s",
+		    q->id, names[action], err);
+		return -1;
+	}
+	free(text);
+	for (size_t i = 0; i < n; i++) {
+		sp_logline_t l;
+
+		if (action != Q_DSN_DELAYED)
+			q->rcpt[idx[i]].reported = 1;
+		if (sp_log_begin(&l, SP_LOG_INFO, "dsn")) {
+			sp_log_str(&l, "id", q->id);
+			sp_log_str(&l, "dsn_id", id);
+			sp_log_str(&l, "action", names[action]);
+			sp_log_str(&l, "rcpt", q->rcpt[idx[i]].addr);
+			sp_log_str(&l, "to", q->sender);
+			sp_log_end(&l);
+		}
+	}
+	return 0;
+}
+
+/* dsn_send - queue the DSNs this message needs now; -1 failed, else how
+ * many were queued (the state then changed) */
+static int
+dsn_send(qmgr_t *m, q_msg_t *q, int64_t now)
+{
+	size_t *idx = calloc(q->nrcpt ? q->nrcpt : 1, sizeof(*idx));
+	int queued = 0;
+
+	if (idx == NULL)
+		return -1;
+	for (int a = Q_DSN_FAILED; a <= Q_DSN_DELIVERED; a++) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < q->nrcpt; i++) {
+			const q_rcpt_t *r = &q->rcpt[i];
+			enum q_dsn_action want;
+
+			if (a == Q_DSN_DELAYED) {
+				/* One warning per message, once it waited that long. */
+				if (m->cfg->delay_warning == 0 || q->warned ||
+				    r->status != Q_RCPT_DEFERRED ||
+				    now - q->arrival < (int64_t)m->cfg->delay_warning ||
+				    !q_dsn_wanted(q, r, Q_DSN_DELAYED))
+					continue;
+			} else if (!dsn_needed(q, r, &want) || (int)want != a) {
+				continue;
+			}
+			idx[n++] = i;
+		}
+		if (n == 0)
+			continue;
+		if (dsn_put(m, q, idx, n, (enum q_dsn_action)a, now) < 0) {
+			free(idx);
+			return -1;
+		}
+		if (a == Q_DSN_DELAYED)
+			q->warned = 1;
+		queued++;
+	}
+	free(idx);
+	return queued;
 }
