@@ -773,8 +773,9 @@ serve(void *arg)
 	while (!s->stopping || busy(s)) {
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
+		int rc = io_uring_submit_and_wait(&s->ring, 1);
 
-		if (io_uring_submit_and_wait(&s->ring, 1) < 0 && errno != EINTR) {
+		if (rc < 0 && rc != -EINTR) {
 			/* Only on a broken ring: wait a little rather than spin. */
 			usleep(10000);
 		}
