@@ -10,6 +10,7 @@ trap 'rm -rf "$logdir"' EXIT
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=1:log_path=$logdir/asan"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-}:log_path=$logdir/lsan"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-}:print_stacktrace=1:log_path=$logdir/ubsan"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-}:log_path=$logdir/tsan"
 out="$logdir/out"
 "$bin" --jobs=2 --short-filename >"$out" 2>&1
 rc=$?
@@ -18,9 +19,14 @@ if [ $rc -ne 0 ]; then
   echo "run-criterion: $bin exited $rc"
   exit 1
 fi
-if ls "$logdir"/asan* "$logdir"/lsan* "$logdir"/ubsan* >/dev/null 2>&1; then
+# Any non-empty report file fails the run.  (Not `ls a* b* c*`: that
+# fails as soon as one of the patterns has no match, and hid every leak.)
+reports=$(find "$logdir" -maxdepth 1 -type f -size +0 \
+  \( -name 'asan*' -o -name 'lsan*' -o -name 'ubsan*' -o -name 'tsan*' \))
+if [ -n "$reports" ]; then
   echo "run-criterion: sanitizer reports:"
-  cat "$logdir"/asan* "$logdir"/lsan* "$logdir"/ubsan* 2>/dev/null
+  # shellcheck disable=SC2086
+  cat $reports
   exit 1
 fi
 # criterion's closing line: "[====] Synthesis: Tested: N | Passing: N | Failing: 0 | Crashing: 0"
