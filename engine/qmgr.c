@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "engine/engine.h"
 #include "engine/eng_internal.h"
+#include "engine/metrics.h"
 
 #define UD_INOTIFY	1
 #define UD_DONE		2
@@ -127,9 +128,38 @@ static void reload(qmgr_t *m);
 static int dsn_needed(const q_msg_t *q, const q_rcpt_t *r, enum q_dsn_action *action);
 static int dsn_send(qmgr_t *m, q_msg_t *q, int64_t now);
 static int64_t now_s(void);
+static void queue_gauges(qmgr_t *m);
 static dest_fail_t *dest_fail_get(qmgr_t *m, const char *domain, int create);
 static void dest_result(qmgr_t *m, const eng_job_t *job, int64_t now);
 static int dest_suspended(qmgr_t *m, eng_job_t *job, int64_t now);
+
+/* queue_gauges - sealpost_queue_* after every loop turn; the oldest
+ * deferred message is looked up once a second from the heap's ids (their
+ * first 13 hex digits are the claim time in microseconds): O(heap) a second */
+static void
+queue_gauges(qmgr_t *m)
+{
+	static int64_t last, oldest;
+	int64_t now = now_s();
+
+	if (m->cfg->metrics_listen[0] == '\0')
+		return;		/* nobody scrapes: no O(heap) walk */
+	if (now != last) {
+		last = now;
+		oldest = 0;
+		for (size_t i = 0; i < m->nheap; i++) {
+			char hex[14];
+			int64_t t;
+
+			memcpy(hex, m->heap[i].id, 13);
+			hex[13] = '\0';
+			t = (int64_t)(strtoull(hex, NULL, 16) / 1000000);
+			if (t > 0 && (oldest == 0 || t < oldest))
+				oldest = t;
+		}
+	}
+	eng_metrics_queue(m->inflight, m->nheap, m->bcount, oldest);
+}
 
 /* now_s - wall-clock seconds, for the spool's times */
 static int64_t
@@ -168,6 +198,7 @@ eng_run(const sp_config_t *cfg, int drain)
 		int64_t wait_ms = -1, now;
 
 		pump(m);
+		queue_gauges(m);
 		if (m->stopping && m->inflight == 0)
 			break;
 		if (m->drain && !m->stopping && m->inflight == 0 && m->bcount == 0 &&
@@ -319,6 +350,8 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 	q_scan_queue(m->sp, recover_cb, m);
 	q_scan_new(m->sp, scan_new_cb, m);
 	m->next_scan = now_s() + cfg->scan_interval;
+	if (eng_metrics_start(cfg, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -326,6 +359,7 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 static void
 qmgr_fini(qmgr_t *m)
 {
+	eng_metrics_stop();
 	for (unsigned i = 0; i < m->nworkers; i++) {
 		eng_worker_stop(m->workers[i]);
 		eng_worker_join(m->workers[i]);
@@ -688,6 +722,7 @@ on_done(qmgr_t *m)
 		q_msg_t *q = em->q;
 
 		next = job->next;
+		int any_sent = 0;
 		for (size_t j = 0; job->attempted && j < job->nrcpt; j++) {
 			const eng_outcome_t *o = &job->out[j];
 			q_rcpt_t *r = &q->rcpt[job->rcpt[j]];
@@ -713,12 +748,21 @@ on_done(qmgr_t *m)
 			    next_at);
 			em->changed = 1;
 			log_outcome(m, q, job, j, r);
+			eng_metrics_rcpt(st);
+			any_sent |= st == Q_RCPT_SENT;
 			if (st == Q_RCPT_SENT)
 				m->delivered++;
 			else if (st == Q_RCPT_DEFERRED)
 				m->deferred++;
 			else
 				m->bounced++;
+		}
+		if (any_sent) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			eng_metrics_delivery(job->tls_version, job->tls_verified,
+			    (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - (double)q->arrival);
 		}
 		if (job->attempted)
 			dest_result(m, job, now);
@@ -795,6 +839,11 @@ attempt_over(qmgr_t *m, eng_msg_t *em)
 			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot remove: %s", q->id, why);
 		} else {
 			sp_logline_t l;
+			int bounced_any = 0;
+
+			for (size_t i = 0; i < q->nrcpt; i++)
+				bounced_any |= q->rcpt[i].status == Q_RCPT_BOUNCED;
+			eng_metrics_message_done(bounced_any);
 
 			if (sp_log_begin(&l, SP_LOG_INFO, "removed")) {
 				sp_log_str(&l, "id", q->id);

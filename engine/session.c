@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "engine/metrics.h"
 #include "engine/worker_int.h"
 
 #define QUIT_TIMEOUT_S	5		/* QUIT is a courtesy: don't wait long */
@@ -74,6 +75,7 @@ static const char *cmd_doing[] = {
 struct session_extra {
 	enum after after;
 	int	busy;
+	int	metered;	/* counted in sealpost_connections_active */
 };
 
 static void enter_state(eng_session_t *s, enum smtp_state st);
@@ -441,6 +443,8 @@ on_connect(eng_session_t *s, int res)
 		host_fail(s, "4.4.1", "connect to %s: %s", s->relay, strerror(-res));
 		return;
 	}
+	eng_metrics_connections(s->dest->domain, 1);
+	X(s)->metered = 1;
 	smtp_reply_init(&s->rp);
 	s->plen = 0;
 	memset(&s->caps, 0, sizeof(s->caps));
@@ -522,6 +526,10 @@ session_settle(eng_session_t *s)
 		return;
 	if (s->fd >= 0) {
 		close(s->fd);
+		if (X(s)->metered) {
+			eng_metrics_connections(s->dest->domain, -1);
+			X(s)->metered = 0;
+		}
 		s->fd = -1;
 	}
 	if (s->tls) {
@@ -789,6 +797,7 @@ feed_plain(eng_session_t *s, const char *p, size_t n)
 		if (s->state == SMTP_HANDSHAKE) {
 			/* Bytes after the STARTTLS 220, before our ClientHello was
 			 * answered: someone is injecting plaintext.  Abort. */
+			eng_metrics_tls_failure("injection");
 			host_fail(s, "4.7.0", "%zu bytes of plaintext from %s after STARTTLS "
 			    "reply (possible injection); TLS aborted", n, s->relay);
 			return;
@@ -838,6 +847,7 @@ process_lines(eng_session_t *s)
 		if (rc == SP_OK) {
 			on_reply(s, &s->rp.reply);
 			if (s->state == SMTP_HANDSHAKE && off < s->plen) {
+				eng_metrics_tls_failure("injection");
 				host_fail(s, "4.7.0", "%zu bytes of plaintext from %s after "
 				    "STARTTLS reply (possible injection); TLS aborted",
 				    s->plen - off, s->relay);
@@ -889,6 +899,7 @@ on_reply(eng_session_t *s, const smtp_reply_t *r)
 		}
 		smtp_caps_parse(r, &s->caps);
 		if (!(s->caps.flags & SMTP_CAP_STARTTLS)) {
+			eng_metrics_tls_failure("no_starttls");
 			host_fail(s, "4.7.4", "TLS is required, but was not offered by %s",
 			    s->relay);
 			return;
@@ -899,6 +910,7 @@ on_reply(eng_session_t *s, const smtp_reply_t *r)
 		break;
 	case SMTP_STARTTLS:
 		if (r->code != 220) {
+			eng_metrics_tls_failure("starttls_refused");
 			reply_text(r, txt, sizeof(txt));
 			host_fail(s, "4.7.4", "TLS is required, but %s refused STARTTLS: %s",
 			    s->relay, txt);
@@ -965,12 +977,21 @@ do_handshake(eng_session_t *s)
 		return;
 	}
 	if (rc != SP_OK) {
+		/* tls/ words every verification failure "certificate ..." */
+		eng_metrics_tls_failure(strncmp(tls_conn_error(s->tls), "certificate", 11) == 0 ?
+		    "verify" : "handshake");
 		kick_send(s);	/* let the alert go out; teardown cancels if needed */
 		host_fail(s, "4.7.5", "TLS handshake with %s failed: %s", s->relay,
 		    tls_conn_error(s->tls));
 		return;
 	}
 	s->tls_on = 1;
+	{
+		tls_info_t ti;
+
+		tls_conn_info(s->tls, &ti);
+		eng_metrics_handshake(ti.resumed);
+	}
 	smtp_reply_init(&s->rp);
 	enter_state(s, SMTP_EHLO_TLS);
 	smtp_printf(s, "EHLO %s\r\n", s->w->cfg->helo_name);

@@ -30,6 +30,7 @@
 
 #include "common/log.h"
 #include "engine/worker_int.h"
+#include "engine/metrics.h"
 
 #define ENG_RING_ENTRIES 1024
 
@@ -555,6 +556,15 @@ worker_main(void *arg)
 		if (dns_pending(w->dns) > 0 && dns_next_timeout_ms(w->dns) == 0)
 			dns_process_timeout(w->dns);
 		timers_run(w, now);
+		{
+			dns_stats_t ds;
+
+			dns_resolver_stats(w->dns, &ds);
+			eng_metrics_dns(ds.lookups - w->dns_lookups_seen,
+			    ds.cache_hits - w->dns_hits_seen);
+			w->dns_lookups_seen = ds.lookups;
+			w->dns_hits_seen = ds.cache_hits;
+		}
 
 		if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
 			if (!stop_seen) {

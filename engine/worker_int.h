@@ -159,6 +159,7 @@ struct eng_worker {
 	eng_session_t **heap;
 	size_t	nheap, heap_cap;
 	unsigned long next_session_id;
+	uint64_t dns_lookups_seen, dns_hits_seen;	/* already added to the metrics */
 };
 
 /* worker.c services for session.c */
