@@ -10,7 +10,7 @@
 # Workload: N messages (`sealpost-bench fill`: text part + SIZE-byte PDF
 # attachment), one destination domain, forced verified TLS (the test CA,
 # the certificate names localhost), delivered into `sealpost-bench sink`
-# (STARTTLS required, --hash, one thread) on 127.0.0.1.
+# (STARTTLS required, --hash, SINK_THREADS threads) on 127.0.0.1.
 #
 # sealpost: `sealpost-bench run -n N --size SIZE` (pre-filled spool,
 # `sealpost run --drain`; messages/s = sink messages / time from engine
@@ -33,7 +33,8 @@
 # timed: from the release to the sink's N-th accepted message.
 #
 # Knobs (environment): N [5000], SIZE [60000], CONCURRENCY ["20 50 100"],
-# TIMEOUT seconds per delivery phase [300], KEEP=1 keeps the work folder.
+# SINK_THREADS [2] (both sinks), TIMEOUT seconds per delivery phase [300],
+# KEEP=1 keeps the work folder.
 set -euo pipefail
 
 build=$(cd "${1:?usage: compare-postfix.sh BUILD_DIR}" && pwd)
@@ -41,6 +42,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 n=${N:-5000}
 size=${SIZE:-60000}
 concs=${CONCURRENCY:-20 50 100}
+sink_threads=${SINK_THREADS:-2}
 limit=${TIMEOUT:-300}
 bench=$build/sealpost-bench
 py=/usr/bin/python3
@@ -82,15 +84,15 @@ bash "$src/tests/lib/mkcerts.sh" "$work/certs"
 chmod 644 "$work/certs/ca.pem"
 
 # --- sealpost -----------------------------------------------------------
-echo "== sealpost: sealpost-bench run -n $n --size $size"
-SEALPOST_SRC=$src timeout $((limit + 120)) "$bench" run -n "$n" --size "$size" \
+echo "== sealpost: sealpost-bench run -n $n --size $size --sink-threads $sink_threads"
+SEALPOST_SRC=$src timeout $((limit + 120)) "$bench" run -n "$n" --size "$size" --sink-threads "$sink_threads" \
 	--json "$work/sealpost.json" --timeout "$limit"
 sp_rate=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["msgs_per_s"])' \
 	"$work/sealpost.json")
 
 # --- the sink Postfix delivers into (the one `run` uses, same options) ----
 "$bench" sink --listen 127.0.0.1:0 --port-file "$work/port" \
-	--cert "$work/certs/server.pem" --key "$work/certs/server.key" --hash -j 1 \
+	--cert "$work/certs/server.pem" --key "$work/certs/server.key" --hash -j "$sink_threads" \
 	--json "$work/sink.json" --timeline "$work/timeline" \
 	--duration $((limit * 4 + 600)) --quiet >"$work/sink.log" 2>&1 &
 sink_pid=$!

@@ -133,7 +133,7 @@ run_usage(void)
 	    "  --concurrency C       SEALPOST_DEST_CONCURRENCY of the engine [its default]\n"
 	    "  --msgs-per-conn M     SEALPOST_MSGS_PER_CONNECTION of the engine [its default]\n"
 	    "  --tls-min 1.2|1.3     lowest TLS version, engine and sink [1.2]\n"
-	    "  --sink-threads T      sink worker threads [1]\n"
+	    "  --sink-threads T      sink worker threads [2]\n"
 	    "  --timeout SEC         give up after SEC seconds [60 + N/100]\n"
 	    "  --json FILE           the report as JSON\n"
 	    "  --svg FILE            a chart of throughput and latency over time\n"
@@ -813,7 +813,7 @@ bench_run_main(int argc, char **argv)
 	const char *tmp = getenv("TMPDIR");
 
 	memset(s, 0, sizeof(*s));
-	s->o = (run_opts_t){ .n = 10000, .size = 60000, .domains = 1, .sink_threads = 1,
+	s->o = (run_opts_t){ .n = 10000, .size = 60000, .domains = 1, .sink_threads = 2,
 	    .tls_min = "1.2" };
 	s->log.fd = s->tl.fd = -1;
 	optind = 1;
