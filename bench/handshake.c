@@ -355,6 +355,7 @@ bench_handshake_main(int argc, char **argv)
 	printf("(CPU us/hs: client and server together, both run here; client us/hs: "
 	    "the client calls alone, what the engine pays per connection)\n");
 out:
+	tls_thread_cleanup();
 	if (tmp[0] != '\0') {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 		if (system(cmd) != 0)

@@ -708,6 +708,7 @@ par_run(void *arg)
 		tls_conn_free(cl);
 		tls_conn_free(sv);
 	}
+	tls_thread_cleanup();
 	return NULL;
 }
 

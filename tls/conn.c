@@ -46,6 +46,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/hash.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "tls/tls_internal.h"
 
@@ -508,6 +509,7 @@ count(tls_conn_t *c, int ok)
 int
 tls_conn_handshake(tls_conn_t *c)
 {
+	WOLFSSL_X509 *peer;
 	int ret, e;
 
 	c->started = 1;
@@ -538,8 +540,11 @@ tls_conn_handshake(tls_conn_t *c)
 		count(c, 0);
 		return SP_ERROR;
 	}
-	if (c->server && wolfSSL_get_peer_certificate(c->ssl) != NULL)
+	/* this wolfSSL hands out a copy of the peer certificate: free it */
+	if (c->server && (peer = wolfSSL_get_peer_certificate(c->ssl)) != NULL) {
 		snprintf(c->verified, sizeof(c->verified), "yes");
+		wolfSSL_X509_free(peer);
+	}
 	c->established = 1;
 	if (!c->server) {
 		count(c, 1);
@@ -616,6 +621,16 @@ tls_conn_shutdown(tls_conn_t *c)
 {
 	if (c->established && !c->failed)
 		wolfSSL_shutdown(c->ssl);
+}
+
+/* tls_thread_cleanup - free what wolfSSL keeps per thread (the ECC
+ * fixed-point cache: about 3 KB per point, grown by every handshake) */
+void
+tls_thread_cleanup(void)
+{
+#ifdef FP_ECC
+	wc_ecc_fp_free();
+#endif
 }
 
 /* tls_conn_offered_session - 1 when this client connection offered a cached

@@ -91,6 +91,10 @@ int tls_conn_write(tls_conn_t *c, const void *buf, size_t len, size_t *put);
 /* tls_conn_shutdown - queue close_notify */
 void tls_conn_shutdown(tls_conn_t *c);
 
+/* tls_thread_cleanup - call at the end of every thread that ran TLS
+ * connections: frees wolfSSL's per-thread caches (else leaked at exit) */
+void tls_thread_cleanup(void);
+
 /* tls_conn_offered_session - 1 when this (client) connection offered a
  * cached session.  When such a handshake fails the entry is already
  * dropped from the cache, so one retry on a new connection is a full
