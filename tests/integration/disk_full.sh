@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# disk_full.sh - a full spool disk loses nothing and crashes nothing, and
+# delivery recovers when space returns (DESIGN.md, Reliability).
+#
+# The spool is a 2 MB tmpfs mounted by the test (root needed; without the
+# permission to mount, the test says so and passes as skipped).  Five
+# messages are queued, then a filler file takes every free byte.  With the
+# disk full:
+#   - `sealpost submit` exits EX_TEMPFAIL (75) or EX_CANTCREAT (73), says
+#     "No space left on device", and leaves nothing in new/ or tmp/;
+#   - the long-running engine keeps going: messages whose recipients all end
+#     are delivered and removed (unlink needs no space); a message with a
+#     recipient deferred by the peer (451) cannot have its state written:
+#     the engine says so (ENOSPC) and keeps the outcome in memory, so the
+#     recipient already accepted is not sent again at the retry;
+#   - no temporary state file is left behind.
+# Then the filler is deleted: the state of the deferred message is written
+# at its next attempt, submit works again, and once the peer accepts the
+# deferred recipient everything has arrived exactly once and the queue is
+# empty.
+set -u
+. "$SEALPOST_SRC/tests/lib/harness.sh"
+h_init disk_full
+engine=
+# Stop the engine and unmount before the harness removes the work folder.
+disk_full_cleanup() {
+	[ -n "$engine" ] && kill -KILL "$engine" 2>/dev/null && { wait "$engine"; } 2>/dev/null
+	mountpoint -q "$W/spool" && umount -l "$W/spool"
+	h_cleanup
+}
+trap disk_full_cleanup EXIT
+
+mkdir -p "$W/spool"
+if ! mount -t tmpfs -o size=2m,mode=0750 tmpfs "$W/spool" 2>"$W/mount.err"; then
+	echo "# skipped: cannot mount a tmpfs here: $(cat "$W/mount.err")"
+	exit 0
+fi
+
+h_dns "mx.test. 300 IN A 127.0.0.1"
+h_sink a --tempfail-rcpt later@d.test --permfail-rcpt nobody@d.test
+export SEALPOST_ROUTES="*=mx.test:$SINK_PORT_a"
+export SEALPOST_RETRY_MIN=1s SEALPOST_RETRY_MAX=1s SEALPOST_SCAN_INTERVAL=1s
+
+for i in 1 2 3; do
+	h_fax "full-$i" | h_submit fax@fax.test "ok$i@d.test" || exit 1
+done
+# Two more, staged on the same file system, to be renamed into new/ later
+# (a rename needs no space).
+mkdir -p "$W/spool/stage"
+{ printf 'MAIL FROM:<fax@fax.test>\nRCPT TO:<ok4@d.test>\nRCPT TO:<later@d.test>\n\n'; h_fax full-4; } \
+	>"$W/spool/stage/m4"
+{ printf 'MAIL FROM:<fax@fax.test>\nRCPT TO:<ok5@d.test>\nRCPT TO:<nobody@d.test>\n\n'; h_fax full-5; } \
+	>"$W/spool/stage/m5"
+
+# fill - take every free byte of the spool (again: removals free pages)
+fill() {
+	dd if=/dev/zero of="$W/spool/filler.$1" bs=4096 2>/dev/null
+	test "$(df --output=avail -B1 "$W/spool" | tail -n 1)" -lt 4096
+}
+check "the spool is full" fill 1
+
+# submit on a full disk
+rc=0
+h_fax "refused" | "$SP" submit -f fax@fax.test ok9@d.test >"$W/submit.out" 2>"$W/submit.err" || rc=$?
+check "submit on a full disk exits 75 or 73 (got $rc)" test "$rc" -eq 75 -o "$rc" -eq 73
+check "submit says why: $(head -c 200 "$W/submit.err")" grep -q 'No space left on device' "$W/submit.err"
+check "submit prints no queue id" test ! -s "$W/submit.out"
+check "submit leaves nothing in new/ beyond the 3 queued" test "$(count_files "$W/spool/new" '*')" -eq 3
+check "submit leaves nothing in tmp/" test "$(count_files "$W/spool/tmp" '*')" -eq 0
+
+# wait_for SECONDS CMD... - until CMD succeeds
+wait_for() {
+	local n=$(($1 * 10))
+	shift
+	for _ in $(seq 1 "$n"); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+stored() {
+	cat "$W"/a.store/*.env "$W"/b.store/*.env 2>/dev/null | grep -c "^rcpt=$1\$"
+}
+arrived() {
+	[ "$(stored "$1")" -ge 1 ]
+}
+
+"$SP" run >>"$W/engine.log" 2>&1 &
+engine=$!
+check "with the disk full, messages are claimed, delivered and removed" \
+	wait_for 10 sh -c "[ \$(cat '$W'/a.store/*.env 2>/dev/null | grep -c '^rcpt=ok') -ge 3 ] && [ -z \"\$(ls '$W/spool/msg')\" ]"
+check "the spool is full again" fill 2
+
+# A message with a recipient the peer defers (451) arrives.
+mv "$W/spool/stage/m4" "$W/spool/new/m4"
+m4=
+find_m4() {
+	m4=$(grep -l '^RCPT TO:<later@d.test>' "$W"/spool/msg/* 2>/dev/null | head -n 1)
+	m4=${m4##*/}
+	[ -n "$m4" ]
+}
+check "it is claimed on the full disk" wait_for 5 find_m4
+check "the failed state write is logged with its reason" \
+	wait_for 5 log_has "event=spool .*$m4.*No space left on device"
+# log_count REGEX N - the engine log has at least N matching lines
+log_count() {
+	[ "$(grep -Ec -- "$1" "$W/engine.log")" -ge "$2" ]
+}
+check "the deferred recipient is retried on the full disk" \
+	wait_for 5 log_count "event=delivery .*id=$m4 .*rcpt=later@d.test .*status=deferred" 3
+check "each failed attempt's state write is logged (not a one-off)" \
+	test "$(grep -c "event=spool .*$m4.*No space left on device" "$W/engine.log")" -ge 2
+check "the engine is still running" kill -0 "$engine"
+check "the deferred message is still queued" test -f "$W/spool/msg/$m4"
+check "its state could not be written" test ! -e "$W/spool/state/$m4"
+check "no temporary state file left behind" test "$(find "$W/spool/state" -name '.*' | wc -l)" -eq 0
+check "the recipient accepted before the failed write is not sent again" test "$(stored ok4@d.test)" -eq 1
+check "nothing in new/" test "$(count_files "$W/spool/new" '*')" -eq 0
+
+# A message with a recipient the peer refuses (550): if this engine writes
+# bounces, the bounce cannot be written now and must not be lost.
+DSN=0
+grep -q 'delivery-status' "$SP" && DSN=1
+mv "$W/spool/stage/m5" "$W/spool/new/m5"
+check "the refused recipient's message is handled on the full disk" \
+	wait_for 5 log_has 'rcpt=nobody@d.test status=(bounced|deferred)'
+sleep 1
+check "the engine is still running" kill -0 "$engine"
+
+# Space returns.
+rm -f "$W"/spool/filler.*
+# As an operator would once the disk is fixed: everything due now (a bounce
+# that could not be written may otherwise wait a while for its retry).
+"$SP" flush >/dev/null
+check "once space returns, the deferred message's state is written at its next attempt" \
+	wait_for 5 test -s "$W/spool/state/$m4"
+rc=0
+h_fax "after" | "$SP" submit -f fax@fax.test ok6@d.test >"$W/submit2.out" 2>&1 || rc=$?
+check "submit works again (exit $rc)" test "$rc" -eq 0
+check "a message submitted after the recovery is delivered" wait_for 10 arrived ok6@d.test
+
+# The peer now accepts the deferred recipient.
+h_sink_stop a
+mkdir -p "$W/b.store"
+"$BENCH" sink --listen "127.0.0.1:$SINK_PORT_a" --cert "$W/certs/server.pem" --key "$W/certs/server.key" \
+	--store "$W/b.store" --duration 120 --quiet >"$W/b.log" 2>&1 &
+H_PIDS+=($!)
+check "the deferred recipient is delivered" wait_for 15 arrived later@d.test
+check "the queue empties" wait_for 10 queue_empty
+for r in ok1 ok2 ok3 ok4 ok5 ok6 later; do
+	check "$r arrived exactly once" test "$(stored "$r@d.test")" -eq 1
+done
+check "the refused recipient never arrived" test "$(stored nobody@d.test)" -eq 0
+if [ "$DSN" = 1 ]; then
+	check "the bounce for the refused recipient reached the sender exactly once" \
+		test "$(grep -l 'Final-Recipient: rfc822; *nobody@d.test' "$W"/a.store/*.eml "$W"/b.store/*.eml 2>/dev/null | wc -l)" -eq 1
+else
+	echo "# this engine writes no bounces (DSN): the bounce on a full disk is not tested"
+fi
+kill -TERM "$engine"
+rc=0
+wait "$engine" || rc=$?
+engine=
+check "SIGTERM: the engine exits 0" test "$rc" -eq 0
+check "nothing in corrupt/" test "$(count_files "$W/spool/corrupt" '*')" -eq 0
+check "no crash, no assertion in the log" sh -c "! grep -Eq 'Assertion|AddressSanitizer|runtime error' '$W/engine.log'"
+h_done
