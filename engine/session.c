@@ -732,7 +732,15 @@ on_recv(eng_session_t *s, int res)
 		const char *why = res == 0 ? "connection closed" : strerror(-res);
 
 		s->eof = 1;
-		if (s->state == SMTP_IDLE || s->state == SMTP_QUIT) {
+		if (s->state == SMTP_HANDSHAKE && s->tls) {
+			/* Let the TLS layer see the end: the handshake fails with
+			 * its own reason, and a resumption attempt is retried. */
+			tls_conn_input_eof(s->tls);
+			do_handshake(s);
+			if (X(s)->after == AFTER_NONE)
+				host_fail(s, "4.7.5", "lost connection with %s while %s: %s",
+				    s->relay, doing(s), why);
+		} else if (s->state == SMTP_IDLE || s->state == SMTP_QUIT) {
 			teardown(s, AFTER_FREE);
 		} else if (s->state == SMTP_TRANSACTION) {
 			session_lost(s, "4.4.2", "lost connection with %s while %s: %s",
@@ -981,6 +989,16 @@ do_handshake(eng_session_t *s)
 		eng_metrics_tls_failure(strncmp(tls_conn_error(s->tls), "certificate", 11) == 0 ?
 		    "verify" : "handshake");
 		kick_send(s);	/* let the alert go out; teardown cancels if needed */
+		if (tls_conn_offered_session(s->tls) && !s->resume_retried) {
+			/* A resumption the server would not take (restarted,
+			 * rotated ticket keys): tls/ dropped the cached session;
+			 * try the same address once more with a full handshake. */
+			s->resume_retried = 1;
+			s->addr_i--;
+			host_fail(s, "4.7.5", "TLS handshake with %s failed offering a cached "
+			    "session (%s); retrying without it", s->relay, tls_conn_error(s->tls));
+			return;
+		}
 		host_fail(s, "4.7.5", "TLS handshake with %s failed: %s", s->relay,
 		    tls_conn_error(s->tls));
 		return;

@@ -590,5 +590,6 @@ worker_main(void *arg)
 	worker_take_inbox(w);
 	dns_resolver_free(w->dns);
 	io_uring_queue_exit(&w->ring);
+	tls_thread_cleanup();	/* wolfSSL's per-thread ECC cache */
 	return NULL;
 }

@@ -95,6 +95,7 @@ struct eng_session {
 	char	last_dsn[12];		/* last host failure, for the job when all fail */
 	char	last_why[ENG_TEXT_MAX];
 	int	host_failed;		/* draining ops before trying the next host */
+	int	resume_retried;		/* a failed resumed handshake was retried */
 
 	/* TLS */
 	eng_tls_gen_t *gen;		/* referenced for the session's life */

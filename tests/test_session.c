@@ -41,6 +41,8 @@ typedef struct peer {
 	const step_t *steps;
 	size_t	nsteps;
 	int	conns;		/* connections to accept */
+	int	fail_conn;	/* this connection (0-based) dies in the handshake; -1 none */
+	int	accepted;
 	tls_ctx_t *tctx;
 	tls_conn_t *tls;
 	int	fd;
@@ -182,6 +184,7 @@ peer_main(void *arg)
 
 		if ((p->fd = accept(p->lfd, NULL, NULL)) < 0)
 			return NULL;
+		p->accepted++;
 		p->inlen = 0;
 		for (size_t i = 0; i < p->nsteps; i++) {
 			const step_t *st = &p->steps[i];
@@ -213,6 +216,13 @@ peer_main(void *arg)
 			}
 			if (st->reply)
 				peer_send(p, st->reply);
+			if (st->action == ACT_STARTTLS && c == p->fail_conn) {
+				char hello[4096];
+
+				if (read(p->fd, hello, sizeof(hello)) < 0)
+					goto next;
+				goto next;	/* the ClientHello read, then gone */
+			}
 			if (st->action == ACT_STARTTLS && peer_handshake(p) < 0) {
 				snprintf(p->error, sizeof(p->error), "step %zu: handshake failed", i);
 				goto next;
@@ -247,6 +257,7 @@ peer_start(peer_t *p, const step_t *steps, size_t n, int conns)
 	p->steps = steps;
 	p->nsteps = n;
 	p->conns = conns;
+	p->fail_conn = -1;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	p->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert(p->lfd >= 0);
@@ -645,6 +656,52 @@ Test(session, second_message_reuses_the_session_after_rset)
 	cr_assert(strstr(j1->out[0].text, "first"));
 	cr_assert_eq(j2->out[0].status, Q_RCPT_SENT);
 	cr_assert(strstr(j2->out[0].text, "second"), "%s", j2->out[0].text);
+	free_job(j1);
+	free_job(j2);
+	q_msg_free(m1);
+	q_msg_free(m2);
+}
+
+Test(session, failed_resumed_handshake_is_retried_once_without_the_session)
+{
+	/* Connection 1 delivers and leaves a TLS 1.3 ticket in the cache;
+	 * connection 2 offers it and the server drops the handshake;
+	 * connection 3 (same address, full handshake) delivers. */
+	static const step_t s[] = {
+		GREET_TO_TLS("250 peer\r\n"),
+		{ "MAIL FROM:", "250 ok\r\n", 0 },
+		{ "RCPT TO:", "250 ok\r\n", 0 },
+		{ "DATA", "354 go\r\n", 0 },
+		{ NULL, "250 delivered\r\n", ACT_BODY },
+	};
+	const char *text = "MAIL FROM:<a@b.test>\nRCPT TO:<x@dest.test>\n\nhello\n";
+	peer_t p;
+	eng_worker_t *w;
+	eng_job_t *j1, *j2;
+	q_msg_t *m1, *m2;
+	char err[256];
+
+	peer_start(&p, s, sizeof(s) / sizeof(s[0]), 3);
+	p.fail_conn = 1;
+	setup_engine(p.port, "SEALPOST_MSGS_PER_CONNECTION=1");
+	w = eng_worker_start(&sh, 0, err, sizeof(err));
+	cr_assert_not_null(w, "%s", err);
+	m1 = make_msg(text);
+	m2 = make_msg(text);
+	eng_worker_submit(w, make_job(m1));
+	j1 = wait_done();
+	usleep(200000);		/* the first session says QUIT and closes */
+	eng_worker_submit(w, make_job(m2));
+	j2 = wait_done();
+	eng_worker_stop(w);
+	eng_worker_join(w);
+	peer_stop(&p);
+	teardown_engine();
+
+	cr_assert_eq(j1->out[0].status, Q_RCPT_SENT);
+	cr_assert_eq(j2->out[0].status, Q_RCPT_SENT, "%s %s", j2->out[0].dsn, j2->out[0].text);
+	cr_assert_eq(p.accepted, 3, "connections: %d", p.accepted);
+	cr_assert_eq(j2->tls_resumed, 0, "the retry is a full handshake");
 	free_job(j1);
 	free_job(j2);
 	q_msg_free(m1);
