@@ -3,21 +3,25 @@
 # delivery recovers when space returns (DESIGN.md, Reliability).
 #
 # The spool is a 2 MB tmpfs mounted by the test (root needed; without the
-# permission to mount, the test says so and passes as skipped).  Five
-# messages are queued, then a filler file takes every free byte.  With the
-# disk full:
+# permission to mount, the test says so and passes as skipped).  Three
+# messages are queued, two more are staged on the same file system, then a
+# filler file takes every free byte.  With the disk full:
 #   - `sealpost submit` exits EX_TEMPFAIL (75) or EX_CANTCREAT (73), says
 #     "No space left on device", and leaves nothing in new/ or tmp/;
-#   - the long-running engine keeps going: messages whose recipients all end
-#     are delivered and removed (unlink needs no space); a message with a
-#     recipient deferred by the peer (451) cannot have its state written:
-#     the engine says so (ENOSPC) and keeps the outcome in memory, so the
-#     recipient already accepted is not sent again at the retry;
-#   - no temporary state file is left behind.
-# Then the filler is deleted: the state of the deferred message is written
-# at its next attempt, submit works again, and once the peer accepts the
-# deferred recipient everything has arrived exactly once and the queue is
-# empty.
+#   - the long-running engine claims, delivers and removes the three (claim
+#     and removal need no space); the disk is filled again (removals free
+#     pages);
+#   - a staged message with one recipient accepted and one deferred (451)
+#     is renamed into new/: its state cannot be written, the engine logs
+#     event=spool with the ENOSPC reason at every attempt, keeps retrying,
+#     leaves no temporary file, and must not send the accepted recipient
+#     again (the outcome is known, only its record failed);
+#   - a staged message with a recipient refused (550): if the engine writes
+#     bounces, the bounce cannot be written now and must not be lost.
+# Then the fillers are deleted and `sealpost flush` run: the deferred
+# message's state is written, submit works again, and once the peer accepts
+# the deferred recipient every recipient has arrived exactly once, the
+# bounce (if any) once, and the queue, new/ and tmp/ are empty.
 set -u
 . "$SEALPOST_SRC/tests/lib/harness.sh"
 h_init disk_full
@@ -162,6 +166,7 @@ rc=0
 wait "$engine" || rc=$?
 engine=
 check "SIGTERM: the engine exits 0" test "$rc" -eq 0
+check "nothing left in tmp/" test "$(count_files "$W/spool/tmp" '*')" -eq 0
 check "nothing in corrupt/" test "$(count_files "$W/spool/corrupt" '*')" -eq 0
 check "no crash, no assertion in the log" sh -c "! grep -Eq 'Assertion|AddressSanitizer|runtime error' '$W/engine.log'"
 h_done
