@@ -17,6 +17,9 @@
  * are checked against the fixed limits in smtp_proto.h.
  */
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <strings.h>
 #include <stdio.h>
 
@@ -359,12 +362,59 @@ smtp_dot_encode(smtp_dot_t *d, const char *in, size_t inlen, size_t *consumed,
 		char *out, size_t outcap)
 {
 	size_t		 i = 0, o = 0;
+#ifdef __SSE2__
+	const __m128i	 v_lf = _mm_set1_epi8('\n'), v_cr = _mm_set1_epi8('\r');
+#endif
 
 	while (i < inlen) {
-		const char	*p = in + i, *lf, *cr;
-		size_t		 avail = inlen - i, end, run, n;
+		const char	*p, *lf, *cr;
+		size_t		 avail, end, run, n;
 		int		 whole;
 
+#ifdef __SSE2__
+		/*
+		 * Fast path: 16 bytes at a time while they hold no CR or LF
+		 * (most of a base64 attachment), copied as they are; the byte
+		 * that stops it is handled by the general step below.  Same
+		 * output as without it (the property test compares).
+		 */
+		if (!d->pending_cr && !(d->at_bol && in[i] == '.')) {
+			while (i + 16 <= inlen && outcap - o >= 16) {
+				__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(in + i));
+				int mk = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, v_lf),
+				    _mm_cmpeq_epi8(v, v_cr)));
+				unsigned k;
+
+				_mm_storeu_si128((__m128i *)(void *)(out + o), v);
+				if (mk == 0) {
+					i += 16;
+					o += 16;
+					d->at_bol = 0;
+					continue;
+				}
+				k = (unsigned)__builtin_ctz((unsigned)mk);
+				i += k;
+				o += k;
+				if (k > 0)
+					d->at_bol = 0;
+				break;
+			}
+			if (i >= inlen)
+				break;
+		}
+#endif
+		p = in + i;
+		avail = inlen - i;
+		if (*p == '\n' && !d->pending_cr) {
+			/* a bare LF: the commonest line end in spool files */
+			if (outcap - o < 2)
+				break;
+			out[o++] = '\r';
+			out[o++] = '\n';
+			i++;
+			d->at_bol = 1;
+			continue;
+		}
 		if (d->pending_cr) {
 			if (outcap - o < 2)
 				break;

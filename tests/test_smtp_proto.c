@@ -755,3 +755,59 @@ Test(smtp_dot, large_crlf_message_encodes_in_one_call)
 	free(in);
 	free(out);
 }
+
+/* encode_chunked_wide - as encode_chunked, with chunks and windows up to
+ * 600 bytes, so that the 16-byte fast path runs and stops at every kind of
+ * boundary (a line end, the end of a chunk, a nearly full window) */
+static size_t
+encode_chunked_wide(const char *in, size_t len, char *out, size_t cap, uint64_t *seed)
+{
+	smtp_dot_t d;
+	size_t i = 0, o = 0, used, n, chunk, win;
+
+	smtp_dot_init(&d);
+	while (i < len) {
+		chunk = 1 + (size_t)(rnd(seed) % 600);
+		if (chunk > len - i)
+			chunk = len - i;
+		win = 3 + (size_t)(rnd(seed) % 600);
+		if (win > cap - o)
+			win = cap - o;
+		n = smtp_dot_encode(&d, in + i, chunk, &used, out + o, win);
+		cr_assert_leq(n, win);
+		cr_assert(n > 0 || used > 0, "no progress at %zu", i);
+		i += used;
+		o += n;
+	}
+	o += smtp_dot_finish(&d, out + o, 5);
+	return o;
+}
+
+Test(smtp_dot, long_runs_through_the_fast_path_match_the_reference)
+{
+	/* mostly plain bytes, like base64, with line ends and dots mixed in */
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/\n\r.";
+	uint64_t seed = 0x5ea1905700000002ULL;
+	size_t maxlen = 4000, cap = 4 * maxlen + 16;
+	char *in = malloc(maxlen), *a = malloc(cap), *b = malloc(cap);
+	int iter;
+
+	cr_assert(in && a && b);
+	for (iter = 0; iter < 5000; iter++) {
+		size_t len = (size_t)(rnd(&seed) % maxlen), i, na, nb;
+		unsigned linelen = 1 + (unsigned)(rnd(&seed) % 120);
+
+		for (i = 0; i < len; i++) {
+			in[i] = alphabet[rnd(&seed) % (sizeof(alphabet) - 1)];
+			if (i % linelen == linelen - 1)
+				in[i] = '\n';	/* regular lines too */
+		}
+		na = ref_encode(in, len, a);
+		nb = encode_chunked_wide(in, len, b, cap, &seed);
+		cr_assert_eq(nb, na, "iteration %d", iter);
+		cr_assert(memcmp(a, b, na) == 0, "iteration %d", iter);
+	}
+	free(in);
+	free(a);
+	free(b);
+}
