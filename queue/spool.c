@@ -1157,11 +1157,27 @@ spool_write(q_spool_t *sp, const char *a, size_t alen, const char *b, size_t ble
 		goto ioerr;
 	}
 	if (fsync(sp->fd[D_NEW]) == -1) {
-		/* the file is complete in new/; only its durability is in doubt */
+		/*
+		 * The file is complete in new/, only its name's durability is
+		 * in doubt.  Failing while leaving it there would make the
+		 * caller submit again and the engine send both: take it back
+		 * (renaming it out of new/ is atomic against the engine's
+		 * claim) and fail.  Already claimed (ENOENT): it is queued.
+		 */
 		e = errno;
-		err_set(err, errlen, Q_ERROR, "fsync new/: %s", strerror(e));
-		errno = e;
-		return Q_ERROR;
+		if (renameat(sp->fd[D_NEW], id, sp->fd[D_TMP], id) == 0) {
+			unlinkat(sp->fd[D_TMP], id, 0);
+			err_set(err, errlen, Q_ERROR, "fsync %s: %s (message withdrawn)",
+			    sp->path[D_NEW], strerror(e));
+			errno = e;
+			return Q_ERROR;
+		}
+		if (errno != ENOENT) {
+			err_set(err, errlen, Q_ERROR, "fsync %s: %s; new/%s could not be "
+			    "withdrawn: %s", sp->path[D_NEW], strerror(e), id, strerror(errno));
+			errno = e;
+			return Q_ERROR;
+		}
 	}
 	memcpy(id_out, id, Q_ID_LEN);
 	return Q_OK;
