@@ -916,3 +916,79 @@ Test(tls, abandoned_client_handshake_counts_as_failed)
 	cr_assert_eq(st.full + st.resumed, 0);
 	tls_ctx_free(cctx);
 }
+
+#define WAVE 16
+
+Test(tls, tls13_waves_of_interleaved_connections_all_resume_cleanly)
+{
+	char err[512], buf[64];
+	sp_config_t cfg;
+	tls_ctx_t *cctx, *sctx;
+	tls_conn_t *cl[WAVE], *sv[WAVE];
+	int cs[WAVE], ss[WAVE], greeted[WAVE], wave, i, round, resumed = 0;
+	tls_stats_t st;
+	tls_info_t info;
+	size_t got;
+
+	client_cfg(&cfg);
+	cctx = tls_ctx_new_client(&cfg, err, sizeof(err));
+	cr_assert_not_null(cctx, "%s", err);
+	sctx = tls_ctx_new_server(cert("server.pem"), cert("server.key"), NULL, 13,
+	    err, sizeof(err));
+	cr_assert_not_null(sctx, "%s", err);
+	for (wave = 0; wave < 4; wave++) {
+		/* WAVE connections interleaved: four start per round, each
+		 * advances one flight per round, and each reads its greeting
+		 * (with its new ticket) one round after its handshake ended, so
+		 * connections keep starting between another's handshake and its
+		 * ticket, as in the engine under load */
+		memset(cl, 0, sizeof(cl));
+		memset(greeted, 0, sizeof(greeted));
+		for (i = 0; i < WAVE; i++)
+			cs[i] = ss[i] = SP_AGAIN;
+		for (round = 0; round < 4 * WAVE; round++)
+			for (i = 0; i < WAVE; i++) {
+				if (cl[i] == NULL) {
+					if (round < i / 4)
+						continue;
+					cl[i] = tls_conn_new_client(cctx, NULL, "mx.test", 25,
+					    "example.test");
+					sv[i] = tls_conn_new_server(sctx);
+				} else if (cs[i] == SP_OK && ss[i] == SP_OK && !greeted[i]) {
+					cr_assert_eq(tls_conn_write(sv[i], "220 hi\r\n", 8, &got),
+					    SP_OK);
+					move(sv[i], cl[i]);
+					cr_assert_eq(tls_conn_read(cl[i], buf, sizeof(buf), &got),
+					    SP_OK);
+					greeted[i] = 1;
+					continue;
+				}
+				if (cs[i] == SP_AGAIN)
+					cs[i] = tls_conn_handshake(cl[i]);
+				move(cl[i], sv[i]);
+				if (ss[i] == SP_AGAIN)
+					ss[i] = tls_conn_handshake(sv[i]);
+				move(sv[i], cl[i]);
+				cr_assert_neq(ss[i], SP_ERROR, "wave %d conn %d: server: %s", wave,
+				    i, tls_conn_error(sv[i]));
+				cr_assert_neq(cs[i], SP_ERROR, "wave %d conn %d: client: %s", wave,
+				    i, tls_conn_error(cl[i]));
+			}
+		for (i = 0; i < WAVE; i++) {
+			cr_assert(greeted[i], "wave %d conn %d never finished", wave, i);
+			tls_conn_info(cl[i], &info);
+			resumed += info.resumed;
+			tls_conn_free(cl[i]);
+			tls_conn_free(sv[i]);
+		}
+	}
+	tls_ctx_stats(cctx, &st);
+	cr_assert_eq(st.failed, 0);
+	cr_assert_eq(st.full + st.resumed, 4 * WAVE);
+	cr_assert_eq((int)st.resumed, resumed);
+	/* only the connections that started before the first ticket was read */
+	cr_assert_geq(st.resumed, 4 * WAVE - 8, "only %llu resumed",
+	    (unsigned long long)st.resumed);
+	tls_ctx_free(cctx);
+	tls_ctx_free(sctx);
+}
