@@ -101,6 +101,10 @@ typedef struct dns_stats {
 	 * needed: how many, how many the cache answered, how many joined an
 	 * identical question already in flight; the rest are `queries` */
 	uint64_t questions, question_hits, joined;
+	/* (added) lookups that waited for the network: how many, total and
+	 * longest time from dns_resolve_*() to done, in ms (event loop delays
+	 * included) */
+	uint64_t waits, wait_ms_total, wait_ms_max;
 } dns_stats_t;
 void dns_resolver_stats(const dns_resolver_t *r, dns_stats_t *out);
 

@@ -55,6 +55,7 @@
 #define DNS_TRIES		2
 #define DNS_MX_PARSE_MAX	1024	/* MX records looked at in one reply */
 #define DNS_POS_TTL_DEFAULT	300	/* answer whose TTL we could not read */
+#define DNS_RCVBUF		(2 * 1024 * 1024)	/* UDP receive buffer, see channel_open */
 
 struct dns_job;
 
@@ -97,6 +98,7 @@ struct dns_job {
 	int	pending;
 	int	waited;			/* some lookup went to the network */
 	int	chased;			/* CNAME hops followed */
+	long long t0;			/* monotonic ms at dns_resolve_*() */
 	size_t	nhosts;
 	struct job_host hosts[DNS_MAX_HOSTS];
 	/* JOB_FAILED: the verdict */
@@ -145,6 +147,17 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
 static long rrset_from_reply(dns_resolver_t *r, int type, int status,
 			     const unsigned char *abuf, int alen, dns_rrset_t *rs);
 static const char *type_name(int type);
+static long long mono_ms(void);
+
+/* mono_ms - CLOCK_MONOTONIC in ms, for the wait statistics */
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* lib_init - c-ares global init, once per process (not thread safe itself) */
 static void
@@ -193,8 +206,14 @@ channel_open(dns_resolver_t *r, ares_channel *out, char *err, size_t errlen)
 	o.tries = r->tries;
 	o.sock_state_cb = sock_cb;
 	o.sock_state_cb_data = r;
+	/* A worker starting a thousand sessions sends a thousand questions
+	 * on one UDP socket at once; while it is busy with TLS handshakes
+	 * the answers pile up, and the default 208 KB buffer dropped
+	 * hundreds of them (each drop costs a full 2 s retry).  The kernel
+	 * caps this at net.core.rmem_max. */
+	o.socket_receive_buffer_size = DNS_RCVBUF;
 	rc = ares_init_options(out, &o, ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS |
-	    ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB);
+	    ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF);
 	if (rc != ARES_SUCCESS) {
 		snprintf(err, errlen, "c-ares init: %s", ares_strerror(rc));
 		return -1;
@@ -321,6 +340,9 @@ dns_resolver_free(dns_resolver_t *r)
 		sp_log_int(&l, "questions", (long long)r->stats.questions);
 		sp_log_int(&l, "question_hits", (long long)r->stats.question_hits);
 		sp_log_int(&l, "joined", (long long)r->stats.joined);
+		sp_log_int(&l, "waits", (long long)r->stats.waits);
+		sp_log_int(&l, "wait_ms_total", (long long)r->stats.wait_ms_total);
+		sp_log_int(&l, "wait_ms_max", (long long)r->stats.wait_ms_max);
 		sp_log_int(&l, "cached", (long long)dns_cache_count(r->cache));
 		sp_log_end(&l);
 	}
@@ -355,6 +377,7 @@ job_new(dns_resolver_t *r, int is_mx, const char *domain, uint16_t port,
 	job->arg = arg;
 	job->port = port;
 	job->pending = 1;	/* the stage's own hold */
+	job->t0 = mono_ms();
 	snprintf(job->domain, sizeof(job->domain), "%s", domain ? domain : "");
 	job->next = r->jobs;
 	if (r->jobs)
@@ -917,6 +940,15 @@ job_finish(struct dns_job *job)
 			snprintf(res->why + len, sizeof(res->why) - len, ")");
 	}
 out:
+	if (job->waited) {
+		long long ms = mono_ms() - job->t0;
+		uint64_t ums = ms > 0 ? (uint64_t)ms : 0;
+
+		r->stats.waits++;
+		r->stats.wait_ms_total += ums;
+		if (ums > r->stats.wait_ms_max)
+			r->stats.wait_ms_max = ums;
+	}
 	res->from_cache = res->status == DNS_OK && !job->waited;
 	if (res->status != DNS_OK)
 		r->stats.failures++;

@@ -525,6 +525,8 @@ Test(dns_resolver, second_lookup_is_a_synchronous_cache_hit)
 	cr_assert_eq(st.queries, 4, "MX + three A, once");
 	cr_assert_eq(st.questions, 8, "MX + three A, twice");
 	cr_assert_eq(st.question_hits, 4, "the second time all from the cache");
+	cr_assert_eq(st.waits, 1, "only the first lookup waited");
+	cr_assert_geq(st.wait_ms_total, st.wait_ms_max);
 	cr_assert_eq(dns_pending(r), 0);
 	dns_resolver_free(r);
 }
