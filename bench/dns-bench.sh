@@ -11,6 +11,10 @@
 # (SEALPOST_SMTP_PORT).  `sealpost run --drain` delivers everything; the
 # resolver's exit line (event=dns_stats, one per worker) gives the counters.
 #
+# First the resolver alone (a small C driver built from this script against
+# BUILD_DIR's libsp_dns.a): all domains with a cold cache, then warm, at most
+# DNSB_WINDOW [200] lookups in flight.  Then the engine run.
+#
 # Prints messages/s, DNS lookups/s (dns_resolve_* calls over the run's wall
 # time), the share of lookups answered entirely from the cache, and the
 # per-question figures (MX/A/AAAA questions, cache-answered, joined to one
@@ -88,6 +92,128 @@ for _ in 1 2 3 4 5; do
 done
 [ -n "$dns_port" ] || { echo "dns-bench: unbound did not start" >&2; exit 1; }
 
+# Phase 1, the resolver alone: every domain looked up through dns/ as the
+# engine does (one resolver, a poll loop standing in for the ring), first
+# with a cold cache, then again from the cache.  Compiled here against the
+# build's libraries so that nothing else is timed.
+cat >"$work/storm.c" <<'EOF'
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "dns/dns.h"
+
+static struct pollfd pfd[64];
+static int npfd, ndone, nok;
+
+static void
+on_watch(void *arg, int fd, int rd, int wr)
+{
+	int i;
+
+	(void)arg;
+	for (i = 0; i < npfd && pfd[i].fd != fd; i++)
+		;
+	if (!rd && !wr) {
+		if (i < npfd)
+			pfd[i] = pfd[--npfd];
+		return;
+	}
+	if (i == npfd && npfd < 64)
+		npfd++;
+	pfd[i].fd = fd;
+	pfd[i].events = (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
+}
+
+static void
+on_done(void *arg, const dns_result_t *res)
+{
+	(void)arg;
+	ndone++;
+	nok += res->status == DNS_OK && res->nhosts > 0;
+}
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* round_ - resolve d0..d(n-1), at most `window` in flight; seconds taken */
+static double
+round_(dns_resolver_t *r, int n, int window)
+{
+	char name[64];
+	int next = 0, i;
+	double t0 = now();
+
+	ndone = nok = 0;
+	while (ndone < n) {
+		while (next < n && next - ndone < window) {
+			snprintf(name, sizeof(name), "d%d.test", next++);
+			dns_resolve_mx(r, name, 25, on_done, NULL);
+		}
+		if (ndone >= n)
+			break;
+		if (poll(pfd, (nfds_t)npfd, dns_next_timeout_ms(r)) > 0) {
+			struct pollfd ready[64];
+			int nr = npfd;
+
+			memcpy(ready, pfd, sizeof(ready));
+			for (i = 0; i < nr; i++)
+				if (ready[i].revents)
+					dns_process_fd(r, ready[i].fd,
+					    (ready[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0,
+					    (ready[i].revents & POLLOUT) != 0);
+		} else
+			dns_process_timeout(r);
+	}
+	return now() - t0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static sp_config_t cfg;
+	char err[256];
+	dns_resolver_t *r;
+	dns_stats_t st;
+	int n = atoi(argv[2]), window = atoi(argv[3]);
+	double cold, warm;
+
+	snprintf(cfg.dns_servers[0].host, sizeof(cfg.dns_servers[0].host), "127.0.0.1");
+	cfg.dns_servers[0].port = (uint16_t)atoi(argv[1]);
+	cfg.ndns_servers = 1;
+	if ((r = dns_resolver_new(&cfg, on_watch, NULL, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "storm: %s\n", err);
+		return 1;
+	}
+	cold = round_(r, n, window);
+	printf("resolver, cold cache  %d lookups (%d resolved) in %.3f s: %.0f lookups/s\n",
+	    n, nok, cold, n / cold);
+	warm = round_(r, n, window);
+	printf("resolver, warm cache  %d lookups (%d resolved) in %.3f s: %.0f lookups/s\n",
+	    n, nok, warm, n / warm);
+	dns_resolver_stats(r, &st);
+	printf("resolver              %llu questions on the wire, %llu lookups from the cache\n",
+	    (unsigned long long)st.queries, (unsigned long long)st.cache_hits);
+	dns_resolver_free(r);
+	return nok == n ? 0 : 1;
+}
+EOF
+if cc -O2 -I"$src" -o "$work/storm" "$work/storm.c" "$build/libsp_dns.a" "$build/libsp_common.a" \
+	-lcares -lpthread 2>"$work/storm.err"; then
+	SEALPOST_LOG_LEVEL=warn "$work/storm" "$dns_port" "$ndom" "${DNSB_WINDOW:-200}" 2>/dev/null ||
+		echo "dns-bench: resolver phase failed" >&2
+else
+	echo "dns-bench: cannot build the resolver phase (see $work/storm.err)" >&2
+fi
+
+# Phase 2, the engine: fill, drain, read the resolvers' exit lines.
 port=$(free_port)
 "$build/sealpost-bench" sink --listen 127.0.0.11:$port --listen 127.0.0.12:$port \
 	--listen 127.0.0.13:$port --listen 127.0.0.14:$port --port-file "$work/port" \
