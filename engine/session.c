@@ -583,6 +583,7 @@ session_free(eng_session_t *s)
 	w->nsessions--;
 	d->nsessions--;
 	eng_dest_schedule(w, d);
+	eng_dest_schedule_starved(w);
 }
 
 /* arm_recv - keep one recv in flight while connected */
@@ -1321,6 +1322,12 @@ next_job_or_idle(eng_session_t *s)
 	if ((next = eng_dest_pop(s->dest)) != NULL) {
 		s->job = next;
 		tx_begin(s);
+		return;
+	}
+	if (w->starved != NULL) {
+		/* Another destination waits for a connection: give ours up. */
+		enter_state(s, SMTP_IDLE);
+		eng_session_quit(s);
 		return;
 	}
 	enter_state(s, SMTP_IDLE);

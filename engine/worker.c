@@ -45,6 +45,7 @@ static void heap_up(eng_worker_t *w, size_t i);
 static void heap_down(eng_worker_t *w, size_t i);
 static void heap_remove(eng_worker_t *w, eng_session_t *s);
 static void timers_run(eng_worker_t *w, int64_t now);
+static void release_idle(eng_worker_t *w, eng_dest_t *except);
 
 /* eng_now_ms - CLOCK_MONOTONIC milliseconds */
 int64_t
@@ -309,11 +310,56 @@ eng_dest_schedule(eng_worker_t *w, eng_dest_t *d)
 			eng_session_take_job(s, eng_dest_pop(d));
 			continue;
 		}
-		if (d->nsessions >= w->dest_limit || w->nsessions >= w->conn_limit)
+		if (d->nsessions >= w->dest_limit)
+			break;		/* its own sessions take the next job */
+		if (w->nsessions >= w->conn_limit) {
+			/* Every connection of this worker is in use: wait in line,
+			 * and ask an idle session of another destination to make
+			 * room (idle ones otherwise linger for the idle timeout). */
+			if (!d->starved) {
+				d->starved = 1;
+				d->next_starved = NULL;
+				if (w->starved_tail)
+					w->starved_tail->next_starved = d;
+				else
+					w->starved = d;
+				w->starved_tail = d;
+			}
+			release_idle(w, d);
 			break;
+		}
 		if ((s = eng_session_new(w, d)) == NULL)
 			break;		/* out of memory: try again when one closes */
 		eng_session_start(s, eng_dest_pop(d));
+	}
+}
+
+/* release_idle - quit one idle session of a destination other than
+ * `except`, to free a connection slot; O(destinations), only at the limit */
+static void
+release_idle(eng_worker_t *w, eng_dest_t *except)
+{
+	for (size_t i = 0; i < w->dest_tab_size; i++)
+		for (eng_dest_t *d = w->dest_tab[i]; d; d = d->hnext)
+			if (d != except && d->idle) {
+				eng_session_quit(d->idle);	/* unlinks it from d->idle */
+				return;
+			}
+}
+
+/* eng_dest_schedule_starved - a connection closed: serve waiting destinations */
+void
+eng_dest_schedule_starved(eng_worker_t *w)
+{
+	while (w->starved && w->nsessions < w->conn_limit) {
+		eng_dest_t *d = w->starved;
+
+		w->starved = d->next_starved;
+		if (w->starved == NULL)
+			w->starved_tail = NULL;
+		d->next_starved = NULL;
+		d->starved = 0;
+		eng_dest_schedule(w, d);	/* may queue it again */
 	}
 }
 

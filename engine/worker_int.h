@@ -39,6 +39,8 @@ typedef struct eng_dest {
 	eng_job_t *qhead, *qtail;	/* jobs waiting for a session */
 	unsigned nsessions;		/* open or opening */
 	eng_session_t *idle;		/* idle sessions, ready for reuse */
+	struct eng_dest *next_starved;	/* on w->starved: waits for a free connection */
+	int	starved;
 } eng_dest_t;
 
 /*
@@ -155,6 +157,9 @@ struct eng_worker {
 	unsigned dest_limit;		/* sessions per destination in this worker */
 	unsigned conn_limit;		/* sessions in this worker */
 	unsigned nsessions;
+	/* destinations with jobs waiting only because the worker is at
+	 * conn_limit, served first when a connection closes (FIFO) */
+	eng_dest_t *starved, *starved_tail;
 
 	/* timer heap of sessions ordered by deadline */
 	eng_session_t **heap;
@@ -167,6 +172,7 @@ struct eng_worker {
 struct io_uring_sqe *eng_get_sqe(eng_worker_t *w);
 void eng_timer_set(eng_session_t *s, int64_t deadline_ms);
 void eng_dest_schedule(eng_worker_t *w, eng_dest_t *d);
+void eng_dest_schedule_starved(eng_worker_t *w);
 eng_job_t *eng_dest_pop(eng_dest_t *d);
 void eng_job_finish(eng_worker_t *w, eng_job_t *job);
 
