@@ -4,7 +4,8 @@
 # Checks the JSON report: 300 messages received, received + deferred +
 # bounced == 300 recipients, the engine exited 0, every message carried a
 # latency, a handshake happened, and the run's exit code says success.
-# Also: a run that cannot add up (the engine missing) fails cleanly.
+# Then a short run at a steady offered rate (--rate), and a run whose
+# engine is missing, which must be refused cleanly.
 #
 # Env: SEALPOST_BUILD (folder holding sealpost and sealpost-bench), SEALPOST_SRC.
 set -u
@@ -62,6 +63,19 @@ check "table printed" grep -q "received 300 + deferred 0 + bounced 0 = 300 of 30
 check "SVG written" grep -q "<polyline" "$work/chart.svg"
 check "no progress output when stderr is not a terminal" [ ! -s "$work/err.txt" ]
 check "work folder removed" [ -z "$(ls -d "$work"/sealpost-bench.* 2>/dev/null)" ]
+
+# steady offered load: the engine runs until every recipient has an
+# outcome, then stops on SIGTERM
+SEALPOST_SRC=$src TMPDIR=$work timeout 300 "$bench" run -n 200 --size 5000 --rate 400 \
+	--workers 2 --json "$work/rate.json" >"$work/rate.txt" 2>&1
+rc=$?
+check "rate run exits 0" [ "$rc" -eq 0 ]
+check "rate run: 200 received, counts add up" "$py" -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+sys.exit(0 if j["mode"] == "rate" and j["messages"] == 200 and j["counts_add_up"]
+         and j["received"] + j["deferred"] + j["bounced"] == 200 else 1)' "$work/rate.json"
+check "rate run: the engine stopped gracefully" [ "$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["engine"]["exit"])' "$work/rate.json")" = 0 ]
 
 # a missing engine: a clear refusal, no run
 TMPDIR=$work "$bench" run -n 10 --engine "$work/nope" >/dev/null 2>"$work/err2.txt"
