@@ -94,12 +94,23 @@ typedef struct qmgr {
 	/* queued messages found at start, examined in batches */
 	char	**recover;
 	size_t	nrecover, recover_i;
+	int	recovered;		/* the end of recovery was logged */
+	struct timespec recover_t0;	/* start of the scan of msg/ */
+	double	recover_scan;		/* seconds the scan took */
 
 	/* deferred messages, min-heap by due time */
 	due_ent_t *heap;
 	size_t	nheap, heap_cap;
 
 	dest_fail_t *fail_tab[SUSPEND_TAB];
+
+	/* outcomes waiting for the spool to accept their state (disk full) */
+	struct held {
+		q_msg_t	*q;
+		int64_t	due;
+	} *held;
+	size_t	nheld, held_cap;
+	int64_t	held_retry;
 
 	unsigned inflight, max_inflight;
 	uint64_t delivered, deferred, bounced;
@@ -125,9 +136,12 @@ static void heap_push(qmgr_t *m, int64_t due, const char *id);
 static void heap_pop(qmgr_t *m);
 static void flush_all(qmgr_t *m);
 static void reload(qmgr_t *m);
+static int record_or_hold(qmgr_t *m, q_msg_t *q, int64_t due);
+static void retry_held(qmgr_t *m, int64_t now);
 static int dsn_needed(const q_msg_t *q, const q_rcpt_t *r, enum q_dsn_action *action);
 static int dsn_send(qmgr_t *m, q_msg_t *q, int64_t now);
 static int64_t now_s(void);
+static double elapsed_s(const struct timespec *t0);
 static void queue_gauges(qmgr_t *m);
 static dest_fail_t *dest_fail_get(qmgr_t *m, const char *domain, int create);
 static void dest_result(qmgr_t *m, const eng_job_t *job, int64_t now);
@@ -168,6 +182,16 @@ now_s(void)
 	return (int64_t)time(NULL);
 }
 
+/* elapsed_s - monotonic seconds since t0 */
+static double
+elapsed_s(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
 /* eng_run - `sealpost run [--drain]` */
 int
 eng_run(const sp_config_t *cfg, int drain)
@@ -202,6 +226,7 @@ eng_run(const sp_config_t *cfg, int drain)
 		if (m->stopping && m->inflight == 0)
 			break;
 		if (m->drain && !m->stopping && m->inflight == 0 && m->bcount == 0 &&
+		    m->nheld == 0 &&
 		    !m->rescan && m->recover_i >= m->nrecover &&
 		    (m->nheap == 0 || m->heap[0].due > now_s())) {
 			/* Last look: anything dropped meanwhile is due too. */
@@ -223,6 +248,8 @@ eng_run(const sp_config_t *cfg, int drain)
 		}
 		if (m->recover_i < m->nrecover)
 			wait_ms = 0;
+		if (m->nheld > 0 && (wait_ms < 0 || wait_ms > 1000))
+			wait_ms = 1000;
 		ts.tv_sec = wait_ms / 1000;
 		ts.tv_nsec = (wait_ms % 1000) * 1000000;
 		tsp = &ts;
@@ -347,7 +374,9 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 	arm_done(m);
 	arm_signal(m);
 	/* Start-up: what is already queued (examined in batches), then new/. */
+	clock_gettime(CLOCK_MONOTONIC, &m->recover_t0);
 	q_scan_queue(m->sp, recover_cb, m);
+	m->recover_scan = elapsed_s(&m->recover_t0);
 	q_scan_new(m->sp, scan_new_cb, m);
 	m->next_scan = now_s() + cfg->scan_interval;
 	if (eng_metrics_start(cfg, err, errlen) < 0)
@@ -380,6 +409,11 @@ qmgr_fini(qmgr_t *m)
 	for (size_t i = m->recover_i; i < m->nrecover; i++)
 		free(m->recover[i]);
 	free(m->recover);
+	m->held_retry = 0;
+	retry_held(m, now_s());	/* a last try; what still fails is re-sent later */
+	for (size_t i = 0; i < m->nheld; i++)
+		q_msg_free(m->held[i].q);
+	free(m->held);
 	free(m->heap);
 	for (size_t i = 0; i < SUSPEND_TAB; i++)
 		while (m->fail_tab[i]) {
@@ -537,8 +571,9 @@ pump(qmgr_t *m)
 {
 	int64_t now = now_s();
 
-	if (m->stopping)
-		return;
+	retry_held(m, now);
+	if (m->stopping || m->nheld > 0)
+		return;		/* stopping, or the spool takes no state writes */
 	/* Start-up recovery, a batch per turn so new mail is not held up. */
 	for (size_t n = 0; n < RECOVER_BATCH && m->recover_i < m->nrecover; n++) {
 		char *id = m->recover[m->recover_i++];
@@ -565,6 +600,23 @@ pump(qmgr_t *m)
 			sp_log_msg(SP_LOG_ERROR, "recover", "id=%s: %s", id, why);
 		}
 		free(id);
+	}
+	if (!m->recovered && m->recover_i >= m->nrecover) {
+		sp_logline_t l;
+
+		/* One line, so that operators (and bench/bigqueue.sh) see what a
+		 * restart with a large queue cost. */
+		m->recovered = 1;
+		if (sp_log_begin(&l, SP_LOG_INFO, "recovered")) {
+			sp_log_int(&l, "messages", (long long)m->nrecover);
+			sp_log_int(&l, "deferred", (long long)m->nheap);
+			sp_log_fmt(&l, "scan_s", "%.3f", m->recover_scan);
+			sp_log_fmt(&l, "total_s", "%.3f", elapsed_s(&m->recover_t0));
+			sp_log_end(&l);
+		}
+		free(m->recover);
+		m->recover = NULL;
+		m->nrecover = m->recover_i = 0;
 	}
 	if (now >= m->next_scan || (m->rescan && m->bcount == 0)) {
 		m->rescan = 0;
@@ -822,10 +874,8 @@ attempt_over(qmgr_t *m, eng_msg_t *em)
 	if ((rc = dsn_send(m, q, now_s())) < 0) {
 		/* The DSN could not be queued: the failure stays unreported and
 		 * the message stays, and both are tried again in a minute. */
-		if (q_record(m->sp, q, why, sizeof(why)) != Q_OK)
-			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot record state: %s",
-			    q->id, why);
-		heap_push(m, now_s() + 60, q->id);
+		if (record_or_hold(m, q, now_s() + 60))
+			q = NULL;	/* held in memory until the spool takes it */
 	} else if (q_msg_final(q)) {
 		if (q->sender[0] == '\0') {
 			for (size_t i = 0; i < q->nrcpt; i++)
@@ -836,7 +886,11 @@ attempt_over(qmgr_t *m, eng_msg_t *em)
 					    q->id, q->rcpt[i].addr);
 		}
 		if (q_done(m->sp, q, why, sizeof(why)) != Q_OK) {
+			/* Keep its final state so that a restart removes it
+			 * instead of sending it again. */
 			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot remove: %s", q->id, why);
+			if (record_or_hold(m, q, now_s() + 60))
+				q = NULL;
 		} else {
 			sp_logline_t l;
 			int bounced_any = 0;
@@ -853,16 +907,80 @@ attempt_over(qmgr_t *m, eng_msg_t *em)
 	} else {
 		int64_t due = q_msg_next_attempt(q);
 
-		if ((em->changed || rc > 0) && q_record(m->sp, q, why, sizeof(why)) != Q_OK) {
-			/* The outcomes stay in memory and are written with the next
-			 * attempt; a crash before then re-sends, never loses. */
-			sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot record state: %s",
-			    q->id, why);
+		if (em->changed || rc > 0) {
+			if (record_or_hold(m, q, due))
+				q = NULL;
+		} else {
+			heap_push(m, due, q->id);
 		}
-		heap_push(m, due, q->id);
 	}
 	q_msg_free(q);
 	free(em);
+}
+
+/*
+ * Outcomes the spool would not take (disk full, I/O or permission errors)
+ * are held in memory, never dropped: reloading the message from disk would
+ * forget which recipients already have their copy and send it again.
+ * While any are held, no new attempt starts (pump), so the set stays small;
+ * every second the writes are tried again, and a message whose state is
+ * written goes back to the deferred heap.
+ */
+
+/* record_or_hold - write q's state, then schedule it at `due`; 1 if q was
+ * kept in memory instead (the caller must not free it) */
+static int
+record_or_hold(qmgr_t *m, q_msg_t *q, int64_t due)
+{
+	char why[512];
+
+	if (q_record(m->sp, q, why, sizeof(why)) == Q_OK) {
+		heap_push(m, due, q->id);
+		return 0;
+	}
+	sp_log_msg(SP_LOG_ERROR, "spool", "id=%s: cannot record state: %s (held in memory, "
+	    "new deliveries paused until the spool accepts writes)", q->id, why);
+	if (m->nheld == m->held_cap) {
+		size_t cap = m->held_cap ? 2 * m->held_cap : 64;
+		struct held *h = realloc(m->held, cap * sizeof(*h));
+
+		if (h == NULL) {
+			/* Nowhere to keep it: the old state on disk stands, and at
+			 * worst some recipients get a second copy.  Never a loss. */
+			heap_push(m, due, q->id);
+			return 0;
+		}
+		m->held = h;
+		m->held_cap = cap;
+	}
+	m->held[m->nheld].q = q;
+	m->held[m->nheld].due = due;
+	m->nheld++;
+	return 1;
+}
+
+/* retry_held - try the held state writes again (once a second) */
+static void
+retry_held(qmgr_t *m, int64_t now)
+{
+	size_t i = 0;
+	char why[512];
+
+	if (m->nheld == 0 || now < m->held_retry)
+		return;
+	m->held_retry = now + 1;
+	while (i < m->nheld) {
+		struct held *h = &m->held[i];
+
+		if (q_record(m->sp, h->q, why, sizeof(why)) != Q_OK) {
+			i++;
+			continue;
+		}
+		sp_log_msg(SP_LOG_INFO, "spool", "id=%s: state recorded", h->q->id);
+		heap_push(m, h->due, h->q->id);
+		q_msg_free(h->q);
+		m->held[i] = m->held[--m->nheld];
+	}
 }
 
 /* Deferred heap: min-heap on due. */
