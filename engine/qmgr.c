@@ -25,7 +25,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sysexits.h>
 #include <time.h>
@@ -136,6 +139,7 @@ static void heap_push(qmgr_t *m, int64_t due, const char *id);
 static void heap_pop(qmgr_t *m);
 static void flush_all(qmgr_t *m);
 static void reload(qmgr_t *m);
+static void clean_tmp(qmgr_t *m);
 static int record_or_hold(qmgr_t *m, q_msg_t *q, int64_t due);
 static void retry_held(qmgr_t *m, int64_t now);
 static int dsn_needed(const q_msg_t *q, const q_rcpt_t *r, enum q_dsn_action *action);
@@ -373,6 +377,7 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 	arm_inotify(m);
 	arm_done(m);
 	arm_signal(m);
+	clean_tmp(m);
 	/* Start-up: what is already queued (examined in batches), then new/. */
 	clock_gettime(CLOCK_MONOTONIC, &m->recover_t0);
 	q_scan_queue(m->sp, recover_cb, m);
@@ -534,6 +539,35 @@ recover_cb(void *arg, const char *id)
 	}
 	if ((copy = strdup(id)) != NULL)
 		m->recover[m->nrecover++] = copy;
+}
+
+/* clean_tmp - remove files a writer abandoned in tmp/ (a crash mid-write:
+ * ours while queueing a DSN, or the pipeline's) once they are a day old,
+ * like Postfix's postsuper; younger ones may still be being written */
+static void
+clean_tmp(qmgr_t *m)
+{
+	const char *dir = q_spool_dir(m->sp, "tmp");
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+	time_t cutoff = time(NULL) - 86400;
+
+	if (d == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (e->d_name[0] == '.' || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_mtime >= cutoff)
+			continue;
+		if (unlinkat(dfd, e->d_name, 0) == 0)
+			sp_log_msg(SP_LOG_INFO, "cleanup", "removed abandoned tmp/%s", e->d_name);
+	}
+	closedir(d);
 }
 
 /* reload - SIGHUP: certificates, CA store and policy file read again; new

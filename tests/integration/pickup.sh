@@ -26,6 +26,11 @@ drop no-blank $'MAIL FROM:<a@b.test>\nRCPT TO:<x@good.test>\n'
 mv "$SEALPOST_SPOOL/tmp/empty" "$SEALPOST_SPOOL/new/empty"
 printf 'MAIL FROM:<a@b.test>\nRCPT TO:<x@good.test>\x00\n\nbody\n' >"$SEALPOST_SPOOL/new/nul"
 
+# A writer that died mid-file a day ago, and one still writing.
+: >"$SEALPOST_SPOOL/tmp/abandoned"
+touch -d '2 days ago' "$SEALPOST_SPOOL/tmp/abandoned"
+: >"$SEALPOST_SPOOL/tmp/being-written"
+
 "$SP" run >>"$W/engine.log" 2>&1 &
 engine=$!
 H_PIDS+=($engine)
@@ -39,6 +44,8 @@ wait_for() {
 }
 check "corrupt files are moved to corrupt/" \
 	wait_for '[ "$(count_files "$SEALPOST_SPOOL/corrupt" "*.why")" -eq 5 ]'
+check "a day-old abandoned file in tmp/ is removed at start" test ! -e "$SEALPOST_SPOOL/tmp/abandoned"
+check "a fresh file in tmp/ (a writer at work) is left alone" test -e "$SEALPOST_SPOOL/tmp/being-written"
 check "no-rcpt.why names the problem" grep -qi 'rcpt' "$SEALPOST_SPOOL/corrupt/no-rcpt.why"
 check "bad-addr.why names the line" grep -qi 'line 2' "$SEALPOST_SPOOL/corrupt/bad-addr.why"
 check "no-blank.why says the message is missing" grep -Eqi 'blank|empty line|no message|truncated' \
