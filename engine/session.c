@@ -426,6 +426,24 @@ connect_next(eng_session_t *s)
 			return;
 		}
 	}
+	{
+		sp_logline_t l;
+
+		/* Which MX and address, and why this one: its place in the
+		 * RFC 5321 order (preference, then shuffled equals). */
+		if (sp_log_begin(&l, SP_LOG_INFO, "connect")) {
+			sp_log_int(&l, "session", (long long)s->id);
+			sp_log_str(&l, "domain", s->dest->domain);
+			sp_log_str(&l, "relay", s->relay);
+			sp_log_int(&l, "mx_pref", h->pref);
+			sp_log_int(&l, "host", (long long)s->host_i + 1);
+			sp_log_int(&l, "hosts", (long long)s->dns.nhosts);
+			sp_log_int(&l, "addr", (long long)s->addr_i);
+			sp_log_int(&l, "addrs", (long long)h->naddr);
+			sp_log_str(&l, "route", sp_route_find(s->w->cfg, s->dest->domain) ? "yes" : "no");
+			sp_log_end(&l);
+		}
+	}
 	enter_state(s, SMTP_CONNECTING);
 	sqe = eng_get_sqe(s->w);
 	io_uring_prep_connect(sqe, s->fd, sa, h->addrlen[s->addr_i - 1]);

@@ -107,6 +107,9 @@ check "prio: the first MX (nothing listening) is logged as skipped" \
 	grep -Eq "event=host_skipped .*relay=a\.wild\.test\[127\.0\.0\.2\]:$P" "$W/drain1.log"
 check "prio: delivery logged through b.wild.test" \
 	grep -Eq "rcpt=u@prio\.test status=sent relay=b\.wild\.test\[127\.0\.0\.3\]:$P" "$W/drain1.log"
+check "the log says which MX was tried, in preference order" \
+	bash -c "grep -E 'event=connect .*domain=prio\.test relay=a\.wild\.test.* mx_pref=10 host=1 hosts=2' '$W/drain1.log' >/dev/null &&
+	grep -E 'event=connect .*domain=prio\.test relay=b\.wild\.test.* mx_pref=20 host=2 hosts=2' '$W/drain1.log' >/dev/null"
 check "implicit MX: delivered to the domain's own address" test "$(rcpts implicit implicit.wild.test)" -eq 1
 check "null MX: bounced 5.1.10" \
 	grep -Eq 'rcpt=u@null\.test status=bounced .*dsn=5\.1\.10' "$W/drain1.log"
