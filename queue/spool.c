@@ -53,8 +53,7 @@ static atomic_uint id_counter;
 
 static int err_set(char *why, size_t whylen, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-static int read_all(int fd, size_t max, size_t hint, char **out, size_t *outlen);
-static int read_envelope(int fd, char **out, size_t *outlen);
+static int read_fd(int fd, size_t max, size_t hint, int envelope, char **out, size_t *outlen);
 static int write_all(int fd, const char *buf, size_t n);
 static int write_atomic(int dirfd, const char *tmp, const char *name, const char *buf,
 			size_t n, int sync);
@@ -295,9 +294,13 @@ q_scan_queue(q_spool_t *sp, void (*cb)(void *arg, const char *id), void *arg)
 	return Q_OK;
 }
 
-/* read_all - read fd to its end; -1 errno set, -2 larger than max */
+/* read_fd - read fd into a NUL-terminated buffer (caller frees): to its
+ * end, -2 when that is larger than max; or, with envelope set, only until
+ * the empty line that ends the envelope or max bytes, whichever is first
+ * (`queue` on 10,000 fax messages then reads kilobytes each, not their
+ * attachments).  -1 with errno set on a read error. */
 static int
-read_all(int fd, size_t max, size_t hint, char **out, size_t *outlen)
+read_fd(int fd, size_t max, size_t hint, int envelope, char **out, size_t *outlen)
 {
 	size_t cap = hint + 1 > max + 1 ? max + 1 : hint + 1, len = 0;
 	char *buf, *nb;
@@ -310,6 +313,8 @@ read_all(int fd, size_t max, size_t hint, char **out, size_t *outlen)
 	for (;;) {
 		if (len == cap) {
 			if (cap > max) {
+				if (envelope)
+					break;
 				free(buf);
 				return -2;
 			}
@@ -334,59 +339,18 @@ read_all(int fd, size_t max, size_t hint, char **out, size_t *outlen)
 		if (r == 0)
 			break;
 		len += (size_t)r;
+		if (envelope && ((len > 0 && buf[0] == '\n') || memmem(buf, len, "\n\n", 2) != NULL ||
+		    memmem(buf, len, "\n\r\n", 3) != NULL))
+			break;
 	}
 	if (len > max) {
-		free(buf);
-		return -2;
-	}
-	buf[len] = '\0';	/* the loop always leaves room: callers may rely on it */
-	*out = buf;
-	*outlen = len;
-	return 0;
-}
-
-/* read_envelope - read until the empty line that ends the envelope (or the
- * envelope limit): `queue` on 10,000 fax messages reads kilobytes each,
- * not their attachments */
-static int
-read_envelope(int fd, char **out, size_t *outlen)
-{
-	size_t cap = READ_CHUNK, len = 0, limit = Q_MAX_ENVELOPE + Q_MAX_LINE + 4;
-	char *buf = malloc(cap + 1), *nb;
-	ssize_t r;
-
-	if (buf == NULL)
-		return -1;
-	for (;;) {
-		if (len == cap) {
-			if (cap >= limit)
-				break;
-			cap *= 2;
-			if ((nb = realloc(buf, cap + 1)) == NULL) {
-				free(buf);
-				errno = ENOMEM;
-				return -1;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			int e = errno;
-
+		if (!envelope) {
 			free(buf);
-			errno = e;
-			return -1;
+			return -2;
 		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-		if ((len > 0 && buf[0] == '\n') || memmem(buf, len, "\n\n", 2) != NULL ||
-		    memmem(buf, len, "\n\r\n", 3) != NULL)
-			break;
+		len = max;
 	}
-	buf[len] = '\0';
+	buf[len] = '\0';	/* cap > len always: callers may rely on it */
 	*out = buf;
 	*outlen = len;
 	return 0;
@@ -519,7 +483,7 @@ q_claim(q_spool_t *sp, const char *name, q_msg_t **out, char *why, size_t whylen
 		snprintf(reason, sizeof(reason), "file larger than %d bytes", Q_MAX_FILE);
 		return corrupt_move(sp, name, reason, why, whylen);
 	}
-	rc = read_all(fd, Q_MAX_FILE, (size_t)sb.st_size, &data, &len);
+	rc = read_fd(fd, Q_MAX_FILE, (size_t)sb.st_size, 0, &data, &len);
 	if (rc == -1) {
 		rc = err_set(why, whylen, Q_ERROR, "new/%s: read: %s", name, strerror(errno));
 		close(fd);
@@ -600,8 +564,8 @@ load_common(q_spool_t *sp, int dir, const char *name, int full, q_msg_t **out,
 		close(fd);
 		return err_set(why, whylen, Q_CORRUPT, "%s/%s: not a regular file", dn, name);
 	}
-	rc = full ? read_all(fd, Q_MAX_FILE, (size_t)sb.st_size, &data, &len)
-		  : read_envelope(fd, &data, &len);
+	rc = full ? read_fd(fd, Q_MAX_FILE, (size_t)sb.st_size, 0, &data, &len)
+		  : read_fd(fd, Q_MAX_ENVELOPE + Q_MAX_LINE + 4, READ_CHUNK, 1, &data, &len);
 	close(fd);
 	if (rc == -1)
 		return err_set(why, whylen, Q_ERROR, "%s/%s: read: %s", dn, name, strerror(errno));
@@ -948,7 +912,7 @@ state_read(q_spool_t *sp, const char *id, q_msg_t *st, struct stat *sbout,
 	}
 	if (sbout != NULL)
 		*sbout = sb;
-	rc = read_all(fd, STATE_MAX, (size_t)sb.st_size, &buf, &len);
+	rc = read_fd(fd, STATE_MAX, (size_t)sb.st_size, 0, &buf, &len);
 	close(fd);
 	if (rc == -1)
 		return err_set(why, whylen, Q_ERROR, "state/%s: read: %s", id, strerror(errno));
