@@ -67,6 +67,7 @@ for f in "$SP" "$BENCH"; do
 	[ -x "$f" ] || { echo "soak: $f is not built" >&2; exit 2; }
 done
 case "$minutes$rate" in *[!0-9]*) echo "soak: MINUTES and RATE are whole numbers" >&2; exit 2 ;; esac
+[ "$minutes" -ge 1 ] && [ "$rate" -ge 1 ] || { echo "soak: MINUTES and RATE are at least 1" >&2; exit 2; }
 nmsg=$((rate * minutes * 60))
 nrcpt=$((nmsg * rcpts))
 fill_s=$((minutes * 60))
@@ -256,7 +257,7 @@ fd_kinds >"$W/fds.before"
 
 "$BENCH" fill --spool "$SPOOL" -n "$nmsg" --size "$size" --domains "$domains" \
 	--domain-fmt "d%d.soak.test" --rcpts-per-msg "$rcpts" --sender "$sender" \
-	--rate "$rate" --seed "$seed" >"$W/fill.log" 2>&1 &
+	--rate "$rate" --seed "$seed" >"$W/fill.log" 2>"$W/fill.err" &
 fill=$!
 pids+=($fill)
 t_fill=$SECONDS
@@ -280,7 +281,7 @@ wait "$fill"
 fill_rc=$?
 fill_real=$((SECONDS - t_fill))
 [ "$crashed" -eq 1 ] && { tail -n 30 "$W/engine.log"; die "the engine died during the fill"; }
-[ "$fill_rc" -eq 0 ] || say "fill exit status $fill_rc: $(tail -n 3 "$W/fill.log")"
+[ "$fill_rc" -eq 0 ] || say "fill exit status $fill_rc after ${fill_real} s: $(tail -n 3 "$W/fill.err")"
 sample end
 msg_fill_end=$(nfiles msg)
 queue_json "$W/queue.fill.json"
@@ -350,7 +351,11 @@ msg_end=$(nfiles msg)
 state_end=$(nfiles state)
 new_end=$(nfiles new)
 corrupt_end=$(find "$SPOOL/corrupt" -mindepth 1 -maxdepth 1 -type f 2>/dev/null | wc -l)
-submitted=$nrcpt
+# What the fill really wrote: the originals the engine queued (their
+# recipients), plus anything never picked up.
+submitted=$(grep 'event=queued' "$W/engine.log" | grep -F "from=$sender " |
+	grep -o 'nrcpt=[0-9]*' | awk -F= '{ s += $2 } END { print s + 0 }')
+submitted=$((submitted + new_end * rcpts))
 
 echo
 echo "=== samples (every ${interval} s; rss in KB) ==="
@@ -367,6 +372,12 @@ $(awk -F'\t' -v w="$warmup" '$1 == "fill" && $2 >= w { v[n++] = $3 }
 		printf "%d %.0f %.0f %d %d\n", n, a / k, b / k, mn, mx
 	}' "$W/samples.tsv")
 EOF
+# Where the last third starts and ends: a step (high-water mark after a
+# burst) looks different from a slope (a leak).
+read -r rss_l0 rss_l1 <<EOF
+$(awk -F'\t' -v w="$warmup" '$1 == "fill" && $2 >= w { v[n++] = $3 }
+	END { k = int(n / 3); if (k < 1) print 0, 0; else print v[n - k], v[n - 1] }' "$W/samples.tsv")
+EOF
 max_msg=$(awk -F'\t' '$1 == "fill" && $5 > m { m = $5 } END { print m + 0 }' "$W/samples.tsv")
 max_new=$(awk -F'\t' '$1 == "fill" && $7 > m { m = $7 } END { print m + 0 }' "$W/samples.tsv")
 max_fds=$(awk -F'\t' 'NR > 1 && $4 > m { m = $4 } END { print m + 0 }' "$W/samples.tsv")
@@ -375,8 +386,9 @@ sink_rate=$(jq '.rate' "$W/dest.json" 2>/dev/null || echo -1)
 echo
 echo "=== figures ==="
 printf '%-44s %s\n' \
-	"fill" "$nmsg msgs x $rcpts rcpts in ${fill_real} s (exit $fill_rc)" \
+	"fill" "$nmsg msgs x $rcpts rcpts asked, ${fill_real} s, exit $fill_rc" \
 	"RSS after warm-up (${rss_n} samples)" "first third avg ${rss_first} KB, last third avg ${rss_last} KB, min ${rss_min}, max ${rss_max}; at the end ${rss_end} KB" \
+	"RSS within the last third" "from ${rss_l0} to ${rss_l1} KB" \
 	"fds idle before / after / max" "$fds_before / $fds_after / $max_fds" \
 	"max msg/ / new/ during the fill" "$max_msg / $max_new" \
 	"at the end of the fill: msg/" "$msg_fill_end (messages with a deferred rcpt: $defm_fill_end, deferred rcpts: $defr_fill_end)" \
@@ -403,6 +415,8 @@ verdict() {
 		fail=1
 	fi
 }
+[ "$fill_rc" -eq 0 ] && [ "$submitted" -eq "$nrcpt" ]
+verdict "the fill wrote everything: $submitted of $nrcpt recipients (exit $fill_rc)" $?
 [ "$rss_n" -ge 3 ] && [ "$rss_last" -le $((rss_first * 110 / 100)) ]
 verdict "RSS flat: last third ${rss_last} KB <= first third ${rss_first} KB + 10%" $?
 [ "$fds_before" -eq "$fds_after" ]
