@@ -128,6 +128,7 @@ static void on_inotify(qmgr_t *m, int res);
 static void backlog_add(qmgr_t *m, const char *name);
 static void scan_new_cb(void *arg, const char *name);
 static void recover_cb(void *arg, const char *id);
+static void recover_prefetch(qmgr_t *m, size_t from, size_t to);
 static void pump(qmgr_t *m);
 static void claim_one(qmgr_t *m, const char *name);
 static void dispatch(qmgr_t *m, q_msg_t *q);
@@ -570,6 +571,40 @@ clean_tmp(qmgr_t *m)
 	closedir(d);
 }
 
+/*
+ * recover_prefetch - ask the kernel to read the files of recover[from..to)
+ * before q_load_state reads them one by one.  After a reboot (or once the
+ * page cache has let them go) every message costs two small random reads,
+ * and read one at a time each waits a full device round trip: measured on
+ * 1,000,000 queued messages, 242 s of start-up, nearly all of it waiting
+ * for the disk.  POSIX_FADV_WILLNEED starts the reads without waiting, so
+ * a batch is read with many requests in flight.  Only the first 16 KB of
+ * msg/ID (what q_load_state reads: the envelope, never the attachment).
+ * Errors do not matter here: q_load_state reports them.
+ */
+static void
+recover_prefetch(qmgr_t *m, size_t from, size_t to)
+{
+	static const char *const sub[2] = { "msg", "state" };
+
+	for (int d = 0; d < 2; d++) {
+		int dfd = open(q_spool_dir(m->sp, sub[d]), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0)
+			continue;
+		for (size_t i = from; i < to; i++) {
+			int fd = openat(dfd, m->recover[i], O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+			    O_CLOEXEC);
+
+			if (fd < 0)
+				continue;
+			(void)posix_fadvise(fd, 0, d == 0 ? 16384 : 0, POSIX_FADV_WILLNEED);
+			close(fd);
+		}
+		close(dfd);
+	}
+}
+
 /* reload - SIGHUP: certificates, CA store and policy file read again; new
  * sessions use them, sessions in flight keep theirs */
 static void
@@ -609,6 +644,9 @@ pump(qmgr_t *m)
 	if (m->stopping || m->nheld > 0)
 		return;		/* stopping, or the spool takes no state writes */
 	/* Start-up recovery, a batch per turn so new mail is not held up. */
+	if (m->recover_i < m->nrecover)
+		recover_prefetch(m, m->recover_i, m->recover_i + RECOVER_BATCH < m->nrecover ?
+		    m->recover_i + RECOVER_BATCH : m->nrecover);
 	for (size_t n = 0; n < RECOVER_BATCH && m->recover_i < m->nrecover; n++) {
 		char *id = m->recover[m->recover_i++];
 		q_msg_t *q = NULL;
