@@ -98,6 +98,9 @@ typedef struct qmgr {
 	char	**recover;
 	size_t	nrecover, recover_i;
 	int	recovered;		/* the end of recovery was logged */
+	int	scanned;		/* msg/ was listed (after the first claims) */
+	char	(*early)[Q_ID_LEN];	/* ids claimed before that listing */
+	size_t	nearly, early_cap;
 	struct timespec recover_t0;	/* start of the scan of msg/ */
 	double	recover_scan;		/* seconds the scan took */
 
@@ -129,6 +132,9 @@ static void backlog_add(qmgr_t *m, const char *name);
 static void scan_new_cb(void *arg, const char *name);
 static void recover_cb(void *arg, const char *id);
 static void recover_prefetch(qmgr_t *m, size_t from, size_t to);
+static void recover_scan(qmgr_t *m);
+static int id_cmp(const void *a, const void *b);
+static int early_add(qmgr_t *m, const char *id);
 static void pump(qmgr_t *m);
 static void claim_one(qmgr_t *m, const char *name);
 static void dispatch(qmgr_t *m, q_msg_t *q);
@@ -232,7 +238,7 @@ eng_run(const sp_config_t *cfg, int drain)
 			break;
 		if (m->drain && !m->stopping && m->inflight == 0 && m->bcount == 0 &&
 		    m->nheld == 0 &&
-		    !m->rescan && m->recover_i >= m->nrecover &&
+		    !m->rescan && m->scanned && m->recover_i >= m->nrecover &&
 		    (m->nheap == 0 || m->heap[0].due > now_s())) {
 			/* Last look: anything dropped meanwhile is due too. */
 			q_scan_new(m->sp, scan_new_cb, m);
@@ -251,7 +257,7 @@ eng_run(const sp_config_t *cfg, int drain)
 			if (wait_ms < 0 || to_scan < wait_ms)
 				wait_ms = to_scan;
 		}
-		if (m->recover_i < m->nrecover)
+		if (m->recover_i < m->nrecover || !m->scanned)
 			wait_ms = 0;
 		if (m->nheld > 0 && (wait_ms < 0 || wait_ms > 1000))
 			wait_ms = 1000;
@@ -379,10 +385,10 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 	arm_done(m);
 	arm_signal(m);
 	clean_tmp(m);
-	/* Start-up: what is already queued (examined in batches), then new/. */
+	/* Start-up: new/ first, claimed in the first loop turn; what is
+	 * already queued is listed after that (recover_scan) and examined in
+	 * batches. */
 	clock_gettime(CLOCK_MONOTONIC, &m->recover_t0);
-	q_scan_queue(m->sp, recover_cb, m);
-	m->recover_scan = elapsed_s(&m->recover_t0);
 	q_scan_new(m->sp, scan_new_cb, m);
 	m->next_scan = now_s() + cfg->scan_interval;
 	if (eng_metrics_start(cfg, err, errlen) < 0)
@@ -415,6 +421,7 @@ qmgr_fini(qmgr_t *m)
 	for (size_t i = m->recover_i; i < m->nrecover; i++)
 		free(m->recover[i]);
 	free(m->recover);
+	free(m->early);
 	m->held_retry = 0;
 	retry_held(m, now_s());	/* a last try; what still fails is re-sent later */
 	for (size_t i = 0; i < m->nheld; i++)
@@ -533,6 +540,9 @@ recover_cb(void *arg, const char *id)
 	qmgr_t *m = arg;
 	char *copy, **r;
 
+	if (m->nearly > 0 && bsearch(id, m->early, m->nearly, sizeof(*m->early), id_cmp))
+		return;		/* claimed by this run: in flight or in the heap */
+
 	if (m->nrecover % 1024 == 0) {
 		if ((r = realloc(m->recover, (m->nrecover + 1024) * sizeof(*r))) == NULL)
 			return;		/* examined on a later start */
@@ -569,6 +579,54 @@ clean_tmp(qmgr_t *m)
 			sp_log_msg(SP_LOG_INFO, "cleanup", "removed abandoned tmp/%s", e->d_name);
 	}
 	closedir(d);
+}
+
+/* id_cmp - order of queue ids (qsort/bsearch) */
+static int
+id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* early_add - remember an id claimed before msg/ is listed; -1 no memory */
+static int
+early_add(qmgr_t *m, const char *id)
+{
+	if (m->nearly == m->early_cap) {
+		size_t cap = m->early_cap ? 2 * m->early_cap : 256;
+		char (*e)[Q_ID_LEN] = realloc(m->early, cap * sizeof(*e));
+
+		if (e == NULL)
+			return -1;
+		m->early = e;
+		m->early_cap = cap;
+	}
+	snprintf(m->early[m->nearly++], Q_ID_LEN, "%s", id);
+	return 0;
+}
+
+/*
+ * recover_scan - list msg/ for recovery.  Done after the first turn has
+ * claimed what waited in new/ and handed it to the workers, not before:
+ * listing 1,000,000 queued messages takes seconds (measured 2.3 s with a
+ * warm cache), and mail dropped at start should not wait for that.  The
+ * ids claimed before the listing are in it too; they are skipped (they are
+ * in flight or already in the heap).
+ */
+static void
+recover_scan(qmgr_t *m)
+{
+	struct timespec t0;
+
+	m->scanned = 1;
+	if (m->nearly > 1)
+		qsort(m->early, m->nearly, sizeof(*m->early), id_cmp);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	q_scan_queue(m->sp, recover_cb, m);
+	m->recover_scan = elapsed_s(&t0);
+	free(m->early);
+	m->early = NULL;
+	m->nearly = m->early_cap = 0;
 }
 
 /*
@@ -673,7 +731,7 @@ pump(qmgr_t *m)
 		}
 		free(id);
 	}
-	if (!m->recovered && m->recover_i >= m->nrecover) {
+	if (!m->recovered && m->scanned && m->recover_i >= m->nrecover) {
 		sp_logline_t l;
 
 		/* One line, so that operators (and bench/bigqueue.sh) see what a
@@ -703,6 +761,8 @@ pump(qmgr_t *m)
 		claim_one(m, name);
 		free(name);
 	}
+	if (!m->scanned)
+		recover_scan(m);	/* once, after the first claims */
 	while (m->nheap > 0 && m->heap[0].due <= now && m->inflight < m->max_inflight) {
 		char id[Q_ID_LEN], why[256];
 		q_msg_t *q = NULL;
@@ -734,6 +794,12 @@ claim_one(qmgr_t *m, const char *name)
 			sp_log_int(&l, "nrcpt", (long long)q->nrcpt);
 			sp_log_int(&l, "size", (long long)(q->len - q->body_off));
 			sp_log_end(&l);
+		}
+		if (!m->scanned && early_add(m, q->id) < 0) {
+			/* Cannot remember it: list msg/ now; that finds it. */
+			recover_scan(m);
+			q_msg_free(q);
+			break;
 		}
 		dispatch(m, q);
 		break;
