@@ -575,7 +575,7 @@ run_report(run_state_t *s, const run_sink_t *k, FILE *out, int json)
 		    "\"domains\": %llu, \"rate_offered\": %llu, \"tls_min\": \"%s\",\n"
 		    " \"messages\": %.0f, \"received\": %llu, \"deferred\": %llu, "
 		    "\"bounced\": %llu, \"sent_logged\": %llu, \"counts_add_up\": %s, "
-		    "\"timed_out\": %s,\n"
+		    "\"timed_out\": %s, \"interrupted\": %s,\n"
 		    " \"elapsed_s\": %.3f, \"msgs_per_s\": %.1f, \"mb_per_s\": %.2f,\n"
 		    " \"latency_ms\": {\"count\": %.0f, \"p50\": %.0f, \"p90\": %.0f, "
 		    "\"p99\": %.0f, \"max\": %.0f},\n"
@@ -591,7 +591,8 @@ run_report(run_state_t *s, const run_sink_t *k, FILE *out, int json)
 		    (unsigned long long)s->o.rate, s->o.tls_min,
 		    k->messages, (unsigned long long)received, (unsigned long long)s->deferred,
 		    (unsigned long long)s->bounced, (unsigned long long)s->sent,
-		    add_up ? "true" : "false", s->timed_out ? "true" : "false",
+		    add_up ? "true" : "false", s->timed_out && !run_signalled ? "true" : "false",
+		    run_signalled ? "true" : "false",
 		    el, rate, el > 0 ? k->bytes / el / 1e6 : 0,
 		    k->lat_count, k->p50, k->p90, k->p99, k->max,
 		    ecode, cpu_u, cpu_s, per1000, s->engine_ru.ru_maxrss,
@@ -610,8 +611,12 @@ run_report(run_state_t *s, const run_sink_t *k, FILE *out, int json)
 		fprintf(out, "  %-26s %llu msgs/s\n", "offered", (unsigned long long)s->o.rate);
 	fprintf(out, "  %-26s %.0f msgs/s  (%.1f MB/s, %.0f messages in %.3f s)\n",
 	    "throughput", rate, el > 0 ? k->bytes / el / 1e6 : 0, k->messages, el);
-	fprintf(out, "  %-26s p50 %.0f  p90 %.0f  p99 %.0f  max %.0f ms%s\n",
-	    "latency spool -> 250", k->p50, k->p90, k->p99, k->max,
+	/* the sink's histogram has 1 ms buckets: 0 means below 1 ms */
+	fprintf(out, "  %-26s p50 %s%.0f  p90 %s%.0f  p99 %s%.0f  max %s%.0f ms%s\n",
+	    "latency spool -> 250", k->p50 < 1 ? "<" : "", k->p50 < 1 ? 1 : k->p50,
+	    k->p90 < 1 ? "<" : "", k->p90 < 1 ? 1 : k->p90,
+	    k->p99 < 1 ? "<" : "", k->p99 < 1 ? 1 : k->p99,
+	    k->max < 1 ? "<" : "", k->max < 1 ? 1 : k->max,
 	    s->o.rate ? "" : "  (includes waiting in the pre-filled queue)");
 	fprintf(out, "  %-26s %.3f s per 1000 msgs  (user %.2f s, sys %.2f s)\n",
 	    "engine CPU", per1000, cpu_u, cpu_s);
@@ -628,7 +633,8 @@ run_report(run_state_t *s, const run_sink_t *k, FILE *out, int json)
 	    (unsigned long long)s->o.n, add_up ? "(ok)" : "(DO NOT ADD UP)");
 	fprintf(out, "  %-26s %.0f (sink %.0f, TLS failures %.0f, plaintext %.0f)\n", "errors",
 	    errors, k->errors, k->tls_failures, k->plaintext);
-	fprintf(out, "  %-26s %d%s\n", "engine exit", ecode, s->timed_out ? " (timed out)" : "");
+	fprintf(out, "  %-26s %d%s\n", "engine exit", ecode, run_signalled ? " (interrupted)" :
+	    s->timed_out ? " (timed out)" : "");
 	if (s->first_problem[0])
 		fprintf(out, "  first problem: %.400s\n", s->first_problem);
 }
