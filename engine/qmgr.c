@@ -44,6 +44,7 @@
 #define UD_SIGNAL	3
 #define BACKLOG_MAX	100000	/* new-file names remembered; beyond, rescan */
 #define RECOVER_BATCH	512	/* queued messages examined per loop turn at start */
+#define RECOVER_SLICE	0.005	/* ... or fewer when that takes longer (s) */
 #define DSN_MAX_FULL	(512 * 1024)	/* RET=FULL returns at most this much */
 #define SUSPEND_AFTER	5	/* consecutive connection/TLS failures before suspending */
 #define SUSPEND_MIN	30	/* first suspension, seconds; doubles up to retry_min */
@@ -95,8 +96,9 @@ typedef struct qmgr {
 	int64_t	next_scan;
 
 	/* queued messages found at start, examined in batches */
-	char	**recover;
-	size_t	nrecover, recover_i;
+	char	(*recover)[Q_ID_LEN];	/* flat: 24 bytes an id, no malloc each */
+	size_t	nrecover, recover_i, recover_cap;
+	size_t	prefetched;		/* recover[0..prefetched) asked of the disk */
 	int	recovered;		/* the end of recovery was logged */
 	int	scanned;		/* msg/ was listed (after the first claims) */
 	char	(*early)[Q_ID_LEN];	/* ids claimed before that listing */
@@ -432,8 +434,6 @@ qmgr_fini(qmgr_t *m)
 		m->bcount--;
 	}
 	free(m->backlog);
-	for (size_t i = m->recover_i; i < m->nrecover; i++)
-		free(m->recover[i]);
 	free(m->recover);
 	free(m->early);
 	m->held_retry = 0;
@@ -552,18 +552,19 @@ static void
 recover_cb(void *arg, const char *id)
 {
 	qmgr_t *m = arg;
-	char *copy, **r;
 
 	if (m->nearly > 0 && bsearch(id, m->early, m->nearly, sizeof(*m->early), id_cmp))
 		return;		/* claimed by this run: in flight or in the heap */
+	if (m->nrecover == m->recover_cap) {
+		size_t cap = m->recover_cap ? 2 * m->recover_cap : 4096;
+		char (*r)[Q_ID_LEN] = realloc(m->recover, cap * sizeof(*r));
 
-	if (m->nrecover % 1024 == 0) {
-		if ((r = realloc(m->recover, (m->nrecover + 1024) * sizeof(*r))) == NULL)
+		if (r == NULL)
 			return;		/* examined on a later start */
 		m->recover = r;
+		m->recover_cap = cap;
 	}
-	if ((copy = strdup(id)) != NULL)
-		m->recover[m->nrecover++] = copy;
+	snprintf(m->recover[m->nrecover++], Q_ID_LEN, "%s", id);
 }
 
 /* clean_tmp - remove files a writer abandoned in tmp/ (a crash mid-write:
@@ -711,18 +712,36 @@ static void
 pump(qmgr_t *m)
 {
 	int64_t now = now_s();
+	struct timespec slice;
 
 	retry_held(m, now);
 	if (m->stopping || m->nheld > 0)
 		return;		/* stopping, or the spool takes no state writes */
-	/* Start-up recovery, a batch per turn so new mail is not held up. */
-	if (m->recover_i < m->nrecover)
-		recover_prefetch(m, m->recover_i, m->recover_i + RECOVER_BATCH < m->nrecover ?
-		    m->recover_i + RECOVER_BATCH : m->nrecover);
+	/*
+	 * Start-up recovery, a batch per turn (and at most RECOVER_SLICE of
+	 * it) so new mail is not held up; the disk is asked for the files one
+	 * batch ahead, so their reads overlap the loading of this one.
+	 */
+	if (m->recover_i < m->nrecover) {
+		size_t ahead = m->recover_i + 2 * RECOVER_BATCH;
+
+		if (ahead > m->nrecover)
+			ahead = m->nrecover;
+		if (m->prefetched < m->recover_i)
+			m->prefetched = m->recover_i;
+		if (m->prefetched < ahead) {
+			recover_prefetch(m, m->prefetched, ahead);
+			m->prefetched = ahead;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &slice);
 	for (size_t n = 0; n < RECOVER_BATCH && m->recover_i < m->nrecover; n++) {
-		char *id = m->recover[m->recover_i++];
+		const char *id = m->recover[m->recover_i++];
 		q_msg_t *q = NULL;
 		char why[256];
+
+		if (n % 32 == 31 && elapsed_s(&slice) > RECOVER_SLICE)
+			n = RECOVER_BATCH;	/* this one, then the loop turns */
 
 		if (q_load_state(m->sp, id, &q, why, sizeof(why)) == Q_OK) {
 			int report = 0;
@@ -743,7 +762,6 @@ pump(qmgr_t *m)
 		} else {
 			sp_log_msg(SP_LOG_ERROR, "recover", "id=%s: %s", id, why);
 		}
-		free(id);
 	}
 	if (!m->recovered && m->scanned && m->recover_i >= m->nrecover) {
 		sp_logline_t l;
@@ -760,7 +778,7 @@ pump(qmgr_t *m)
 		}
 		free(m->recover);
 		m->recover = NULL;
-		m->nrecover = m->recover_i = 0;
+		m->nrecover = m->recover_i = m->recover_cap = m->prefetched = 0;
 	}
 	if (now >= m->next_scan || (m->rescan && m->bcount == 0)) {
 		m->rescan = 0;
