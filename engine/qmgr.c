@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
@@ -100,7 +101,13 @@ typedef struct qmgr {
 	size_t	nrecover, recover_i, recover_cap;
 	size_t	prefetched;		/* recover[0..prefetched) asked of the disk */
 	int	recovered;		/* the end of recovery was logged */
-	int	scanned;		/* msg/ was listed (after the first claims) */
+	int	scanned;		/* msg/ was listed and recover[] filled */
+	int	scan_started;		/* the listing was started */
+	int	scan_threaded;		/* ... on scan_thread, not joined yet */
+	pthread_t scan_thread;
+	atomic_int scan_done;		/* set by the listing thread at its end */
+	char	(*t_recover)[Q_ID_LEN];	/* the listing thread's own list */
+	size_t	t_nrecover, t_cap;
 	char	(*early)[Q_ID_LEN];	/* ids claimed before that listing */
 	size_t	nearly, early_cap;
 	struct timespec recover_t0;	/* start of the scan of msg/ */
@@ -137,6 +144,8 @@ static void scan_new_cb(void *arg, const char *name);
 static void recover_cb(void *arg, const char *id);
 static void recover_prefetch(qmgr_t *m, size_t from, size_t to);
 static void recover_scan(qmgr_t *m);
+static void *recover_scan_main(void *arg);
+static void recover_scan_finish(qmgr_t *m, const char *also);
 static int id_cmp(const void *a, const void *b);
 static int early_add(qmgr_t *m, const char *id);
 static void pump(qmgr_t *m);
@@ -273,8 +282,10 @@ eng_run(const sp_config_t *cfg, int drain)
 			if (wait_ms < 0 || to_scan < wait_ms)
 				wait_ms = to_scan;
 		}
-		if (m->recover_i < m->nrecover || !m->scanned)
+		if (m->recover_i < m->nrecover)
 			wait_ms = 0;
+		if (!m->scanned && (wait_ms < 0 || wait_ms > 5))
+			wait_ms = 5;	/* look at the listing thread soon */
 		if (m->nheld > 0 && (wait_ms < 0 || wait_ms > 1000))
 			wait_ms = 1000;
 		ts.tv_sec = wait_ms / 1000;
@@ -434,6 +445,9 @@ qmgr_fini(qmgr_t *m)
 		m->bcount--;
 	}
 	free(m->backlog);
+	if (m->scan_threaded)
+		pthread_join(m->scan_thread, NULL);
+	free(m->t_recover);
 	free(m->recover);
 	free(m->early);
 	m->held_retry = 0;
@@ -553,18 +567,17 @@ recover_cb(void *arg, const char *id)
 {
 	qmgr_t *m = arg;
 
-	if (m->nearly > 0 && bsearch(id, m->early, m->nearly, sizeof(*m->early), id_cmp))
-		return;		/* claimed by this run: in flight or in the heap */
-	if (m->nrecover == m->recover_cap) {
-		size_t cap = m->recover_cap ? 2 * m->recover_cap : 4096;
-		char (*r)[Q_ID_LEN] = realloc(m->recover, cap * sizeof(*r));
+	/* On the listing thread: only t_* are touched here. */
+	if (m->t_nrecover == m->t_cap) {
+		size_t cap = m->t_cap ? 2 * m->t_cap : 4096;
+		char (*r)[Q_ID_LEN] = realloc(m->t_recover, cap * sizeof(*r));
 
 		if (r == NULL)
 			return;		/* examined on a later start */
-		m->recover = r;
-		m->recover_cap = cap;
+		m->t_recover = r;
+		m->t_cap = cap;
 	}
-	snprintf(m->recover[m->nrecover++], Q_ID_LEN, "%s", id);
+	snprintf(m->t_recover[m->t_nrecover++], Q_ID_LEN, "%s", id);
 }
 
 /* clean_tmp - remove files a writer abandoned in tmp/ (a crash mid-write:
@@ -621,24 +634,72 @@ early_add(qmgr_t *m, const char *id)
 }
 
 /*
- * recover_scan - list msg/ for recovery.  Done after the first turn has
- * claimed what waited in new/ and handed it to the workers, not before:
- * listing 1,000,000 queued messages takes seconds (measured 2.3 s with a
- * warm cache), and mail dropped at start should not wait for that.  The
- * ids claimed before the listing are in it too; they are skipped (they are
- * in flight or already in the heap).
+ * recover_scan - start listing msg/ for recovery, on a thread of its own:
+ * listing 1,000,000 queued messages takes 1-2 s (a cold directory more),
+ * and new mail must not wait for it.  The loop keeps claiming meanwhile;
+ * every id it claims until the listing is taken over (recover_scan_finish)
+ * is remembered in early[], and removed from the listing then: such a
+ * message is in flight or in the heap already.  An id claimed after that
+ * cannot be in the listing, which was complete before.  q_scan_queue's
+ * removal of orphan state files is safe beside a running engine (it checks
+ * each file when it removes it).
  */
 static void
 recover_scan(qmgr_t *m)
 {
+	m->scan_started = 1;
+	if (pthread_create(&m->scan_thread, NULL, recover_scan_main, m) == 0)
+		m->scan_threaded = 1;
+	else
+		recover_scan_main(m);	/* no thread: list it here */
+}
+
+/* recover_scan_main - the listing thread: q_scan_queue into t_recover */
+static void *
+recover_scan_main(void *arg)
+{
+	qmgr_t *m = arg;
 	struct timespec t0;
 
-	m->scanned = 1;
-	if (m->nearly > 1)
-		qsort(m->early, m->nearly, sizeof(*m->early), id_cmp);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	q_scan_queue(m->sp, recover_cb, m);
 	m->recover_scan = elapsed_s(&t0);
+	atomic_store_explicit(&m->scan_done, 1, memory_order_release);
+	return NULL;
+}
+
+/* recover_scan_finish - take the listing over (joining its thread), minus
+ * the ids claimed meanwhile (early[], and `also` when not NULL) */
+static void
+recover_scan_finish(qmgr_t *m, const char *also)
+{
+	size_t k = 0;
+
+	if (m->scanned)
+		return;
+	if (m->scan_threaded) {
+		pthread_join(m->scan_thread, NULL);
+		m->scan_threaded = 0;
+	}
+	m->scanned = 1;
+	if (m->nearly > 1)
+		qsort(m->early, m->nearly, sizeof(*m->early), id_cmp);
+	for (size_t i = 0; i < m->t_nrecover; i++) {
+		const char *id = m->t_recover[i];
+
+		if ((m->nearly > 0 && bsearch(id, m->early, m->nearly, sizeof(*m->early),
+		    id_cmp) != NULL) || (also != NULL && strcmp(id, also) == 0))
+			continue;	/* claimed by this run */
+		if (k != i)
+			memcpy(m->t_recover[k], id, Q_ID_LEN);
+		k++;
+	}
+	m->recover = m->t_recover;
+	m->nrecover = k;
+	m->recover_cap = m->t_cap;
+	m->recover_i = m->prefetched = 0;
+	m->t_recover = NULL;
+	m->t_nrecover = m->t_cap = 0;
 	free(m->early);
 	m->early = NULL;
 	m->nearly = m->early_cap = 0;
@@ -793,8 +854,11 @@ pump(qmgr_t *m)
 		claim_one(m, name);
 		free(name);
 	}
-	if (!m->scanned)
+	if (!m->scan_started)
 		recover_scan(m);	/* once, after the first claims */
+	else if (!m->scanned &&
+	    atomic_load_explicit(&m->scan_done, memory_order_acquire) != 0)
+		recover_scan_finish(m, NULL);
 	while (m->nheap > 0 && m->heap[0].due <= now && m->inflight < m->max_inflight) {
 		char id[Q_ID_LEN], why[256];
 		q_msg_t *q = NULL;
@@ -828,10 +892,11 @@ claim_one(qmgr_t *m, const char *name)
 			sp_log_end(&l);
 		}
 		if (!m->scanned && early_add(m, q->id) < 0) {
-			/* Cannot remember it: list msg/ now; that finds it. */
-			recover_scan(m);
-			q_msg_free(q);
-			break;
+			/* Cannot remember it: wait for the listing and drop
+			 * it from there at once. */
+			if (!m->scan_started)
+				recover_scan(m);
+			recover_scan_finish(m, q->id);
 		}
 		dispatch(m, q);
 		break;
