@@ -384,7 +384,7 @@ qmgr_init(qmgr_t *m, char *err, size_t errlen)
 	    (m->wd_new = inotify_add_watch(m->ifd, q_spool_dir(m->sp, "new"),
 	    IN_MOVED_TO | IN_CLOSE_WRITE)) < 0 ||
 	    (m->wd_root = inotify_add_watch(m->ifd, cfg->spool, IN_MOVED_TO | IN_CLOSE_WRITE)) < 0) {
-		snprintf(err, errlen, "inotify on %s: %s", cfg->spool, strerror(errno));
+		snprintf(err, errlen, "inotify on %.256s: %s", cfg->spool, strerror(errno));
 		return -1;
 	}
 	/* Signals arrive as data on the ring; workers inherit the mask. */

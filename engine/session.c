@@ -892,7 +892,9 @@ process_lines(eng_session_t *s)
 static void
 reply_text(const smtp_reply_t *r, char *buf, size_t len)
 {
-	snprintf(buf, len, "%d %s%s%s", r->code, r->esc, r->esc[0] ? " " : "", r->text);
+	/* Cut to the caller's buffer: a reply is kept to ENG_TEXT_MAX. */
+	if (snprintf(buf, len, "%d %s%s%s", r->code, r->esc, r->esc[0] ? " " : "", r->text) < 0)
+		buf[0] = '\0';
 	for (char *p = buf; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';

@@ -1224,7 +1224,7 @@ flush_one(void *arg, const char *id)
 {
 	struct flush_ctx *c = arg;
 	struct stat before, after;
-	char tmp[Q_ID_LEN + 16];
+	char tmp[NAME_MAX + 16];	/* ids come from directory names here */
 	q_msg_t st;
 	size_t i, len;
 	int changed = 0;
