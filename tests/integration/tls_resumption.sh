@@ -25,7 +25,7 @@ $PY "$SEALPOST_SRC/tests/lib/tls_peer.py" --port-file "$W/res12.port" --cert "$W
 H_PIDS+=($!)
 h_wait_file "$W/res12.port" || { echo "tls_peer did not start"; cat "$W/res12.log"; exit 1; }
 export SEALPOST_ROUTES="res13.test=mx.test:$SINK_PORT_res13,res12.test=mx.test:$(cat "$W/res12.port")"
-export SEALPOST_MSGS_PER_CONNECTION=1 SEALPOST_DEST_CONCURRENCY=4
+export SEALPOST_MSGS_PER_CONNECTION=1 SEALPOST_DEST_CONCURRENCY=2
 : >"$W/engine.log"
 
 # stats_field FROM_LINE NAME - a field of the engine's tls_stats line after FROM_LINE
