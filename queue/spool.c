@@ -365,7 +365,9 @@ read_fd(int fd, size_t max, size_t hint, int envelope, char **out, size_t *outle
 
 	if (cap < 64)
 		cap = 64;
-	if ((buf = malloc(cap)) == NULL)
+	/* One byte more than cap, always: the NUL after the data fits even
+	 * when a read ends the envelope exactly at the end of the buffer. */
+	if ((buf = malloc(cap + 1)) == NULL)
 		return -1;
 	for (;;) {
 		if (len == cap) {
@@ -376,7 +378,7 @@ read_fd(int fd, size_t max, size_t hint, int envelope, char **out, size_t *outle
 				return -2;
 			}
 			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			if ((nb = realloc(buf, cap)) == NULL) {
+			if ((nb = realloc(buf, cap + 1)) == NULL) {
 				free(buf);
 				errno = ENOMEM;
 				return -1;
@@ -407,7 +409,7 @@ read_fd(int fd, size_t max, size_t hint, int envelope, char **out, size_t *outle
 		}
 		len = max;
 	}
-	buf[len] = '\0';	/* cap > len always: callers may rely on it */
+	buf[len] = '\0';	/* len <= cap: callers may rely on it */
 	*out = buf;
 	*outlen = len;
 	return 0;
