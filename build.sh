@@ -23,7 +23,7 @@ mode=${1:-build}
 
 # Debian packages: build and library dependencies, then what the tests run.
 build_pkgs="build-essential cmake pkg-config libwolfssl-dev liburing-dev libc-ares-dev libcriterion-dev"
-test_pkgs="openssl unbound python3-aiosmtpd faketime clang libclang-rt-14-dev valgrind"
+test_pkgs="openssl unbound python3-aiosmtpd faketime clang libclang-rt-14-dev valgrind cppcheck iproute2"
 wolf_pkgs="dpkg-dev autoconf automake libtool"
 
 install_missing() {
@@ -89,6 +89,13 @@ full_checks() {
 			fail "test suite under ASan+UBSan (build-asan)"
 		step_done
 	fi
+
+	step "cppcheck (warning and portability checks, the whole tree)"
+	# --inline-suppr: the one suppression (dns/packet.c) says why beside it.
+	cppcheck --quiet --enable=warning,portability --inline-suppr --error-exitcode=1 \
+		--std=c11 -D__linux__ -D_GNU_SOURCE -I. common dns engine queue tls bench ||
+		fail "cppcheck"
+	step_done
 
 	step "libFuzzer targets, ${SEALPOST_FUZZ_SECONDS:-60}s each (build-fuzz, clang)"
 	cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \

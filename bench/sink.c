@@ -977,7 +977,7 @@ conn_command(sink_conn_t *c, char *line, size_t len)
 			if (sink_o.seeded) {
 				h = sink_rand(&c->w->rnd) % 100;
 			} else {
-				char low[SINK_MAX_ADDR + 1];
+				char low[SINK_MAX_ADDR + 1] = "";
 
 				for (i = 0; addr[i] != '\0'; i++)
 					low[i] = (char)((addr[i] >= 'A' && addr[i] <= 'Z') ?

@@ -337,7 +337,7 @@ show_value(const char *val, char *out, size_t outlen)
 	if (outlen == 0)
 		return;
 	max = outlen - 1;
-	for (i = 0; val[i] != '\0' && i < max; i++) {
+	for (i = 0; i < max && val[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)val[i];
 
 		out[i] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;

@@ -381,7 +381,7 @@ put_key(sp_logline_t *l, const char *key)
 	} else if (l->len > 0)
 		l->buf[l->len++] = ' ';
 	/* keys are ours, but a bad one must not break the line's syntax */
-	for (i = 0; key[i] != '\0' && i < 64; i++) {
+	for (i = 0; i < 64 && key[i] != '\0'; i++) {
 		c = key[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
 			c = '_';

@@ -65,6 +65,8 @@ int
 dns_name_decode(const unsigned char *buf, size_t len, size_t *off,
 		char *out, size_t outlen)
 {
+	/* pos walks, lim is the furthest byte read: both start at *off */
+	// cppcheck-suppress duplicateAssignExpression
 	size_t pos = *off, lim = *off, wire = 0, olen = 0, next = 0;
 	int jumped = 0, hops = 0;
 

@@ -37,6 +37,7 @@ static int parse_domain(const char *tok, char *out, size_t outlen, int allow_lea
 static int parse_match(const char *val, tls_policy_t *p, char *err, size_t errlen);
 static int parse_pins(const char *val, tls_policy_t *p, char *err, size_t errlen);
 static int cmp_policy(const void *a, const void *b);
+static int cmp_domain_key(const void *key, const void *elem);
 static const tls_policy_t *find(const tls_policy_table_t *t, const char *domain);
 
 /* domain_ok - letters, digits, '-', '_', non-empty labels */
@@ -266,6 +267,13 @@ cmp_policy(const void *a, const void *b)
 	return strcmp(((const tls_policy_t *)a)->domain, ((const tls_policy_t *)b)->domain);
 }
 
+/* cmp_domain_key - bsearch: a domain string against an entry */
+static int
+cmp_domain_key(const void *key, const void *elem)
+{
+	return strcmp(key, ((const tls_policy_t *)elem)->domain);
+}
+
 /* tls_policy_load - parse a policy file; -1 with "FILE:LINE: reason" */
 int
 tls_policy_load(const char *path, tls_policy_table_t **out, char *err, size_t errlen)
@@ -347,12 +355,9 @@ fail:
 static const tls_policy_t *
 find(const tls_policy_table_t *t, const char *domain)
 {
-	tls_policy_t key;
-
-	if (t->n == 0 || strlen(domain) >= sizeof(key.domain))
+	if (t->n == 0)
 		return NULL;
-	snprintf(key.domain, sizeof(key.domain), "%s", domain);
-	return bsearch(&key, t->v, t->n, sizeof(*t->v), cmp_policy);
+	return bsearch(domain, t->v, t->n, sizeof(*t->v), cmp_domain_key);
 }
 
 /* tls_policy_lookup - exact entry, else the longest ".parent" entry, else dflt */
