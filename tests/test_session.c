@@ -402,6 +402,37 @@ run_one(peer_t *p, const step_t *steps, size_t n, const char *msgtext, const cha
 	return j;
 }
 
+/* run_two - deliver two one-recipient messages through one worker, one
+ * after the other (the peer accepts `conns` connections, `fail_conn` of
+ * them dying in the handshake); pause_us between the two lets the first
+ * session close when it is not reused */
+static void
+run_two(peer_t *p, const step_t *steps, size_t n, int conns, int fail_conn, const char *extra,
+	useconds_t pause_us, eng_job_t **j1, eng_job_t **j2, q_msg_t **m1, q_msg_t **m2)
+{
+	const char *text = "MAIL FROM:<a@b.test>\nRCPT TO:<x@dest.test>\n\nhello\n";
+	eng_worker_t *w;
+	char err[256];
+
+	peer_start(p, steps, n, conns);
+	p->fail_conn = fail_conn;
+	setup_engine(p->port, extra);
+	w = eng_worker_start(&sh, 0, err, sizeof(err));
+	cr_assert_not_null(w, "%s", err);
+	*m1 = make_msg(text);
+	*m2 = make_msg(text);
+	eng_worker_submit(w, make_job(*m1));
+	*j1 = wait_done();
+	if (pause_us)
+		usleep(pause_us);
+	eng_worker_submit(w, make_job(*m2));
+	*j2 = wait_done();
+	eng_worker_stop(w);
+	eng_worker_join(w);
+	peer_stop(p);
+	teardown_engine();
+}
+
 static void
 certs_init(void)
 {
@@ -630,27 +661,11 @@ Test(session, second_message_reuses_the_session_after_rset)
 		{ "DATA", "354 go\r\n", 0 },
 		{ NULL, "250 second\r\n", ACT_BODY },
 	};
-	const char *text = "MAIL FROM:<a@b.test>\nRCPT TO:<x@dest.test>\n\nhello\n";
 	peer_t p;
-	eng_worker_t *w;
 	eng_job_t *j1, *j2;
 	q_msg_t *m1, *m2;
-	char err[256];
 
-	peer_start(&p, s, sizeof(s) / sizeof(s[0]), 1);
-	setup_engine(p.port, NULL);
-	w = eng_worker_start(&sh, 0, err, sizeof(err));
-	cr_assert_not_null(w, "%s", err);
-	m1 = make_msg(text);
-	m2 = make_msg(text);
-	eng_worker_submit(w, make_job(m1));
-	j1 = wait_done();
-	eng_worker_submit(w, make_job(m2));
-	j2 = wait_done();
-	eng_worker_stop(w);
-	eng_worker_join(w);
-	peer_stop(&p);
-	teardown_engine();
+	run_two(&p, s, sizeof(s) / sizeof(s[0]), 1, -1, NULL, 0, &j1, &j2, &m1, &m2);
 
 	cr_assert_str_empty(p.error);
 	cr_assert_eq(j1->out[0].status, Q_RCPT_SENT);
@@ -675,29 +690,13 @@ Test(session, failed_resumed_handshake_is_retried_once_without_the_session)
 		{ "DATA", "354 go\r\n", 0 },
 		{ NULL, "250 delivered\r\n", ACT_BODY },
 	};
-	const char *text = "MAIL FROM:<a@b.test>\nRCPT TO:<x@dest.test>\n\nhello\n";
 	peer_t p;
-	eng_worker_t *w;
 	eng_job_t *j1, *j2;
 	q_msg_t *m1, *m2;
-	char err[256];
 
-	peer_start(&p, s, sizeof(s) / sizeof(s[0]), 3);
-	p.fail_conn = 1;
-	setup_engine(p.port, "SEALPOST_MSGS_PER_CONNECTION=1");
-	w = eng_worker_start(&sh, 0, err, sizeof(err));
-	cr_assert_not_null(w, "%s", err);
-	m1 = make_msg(text);
-	m2 = make_msg(text);
-	eng_worker_submit(w, make_job(m1));
-	j1 = wait_done();
-	usleep(200000);		/* the first session says QUIT and closes */
-	eng_worker_submit(w, make_job(m2));
-	j2 = wait_done();
-	eng_worker_stop(w);
-	eng_worker_join(w);
-	peer_stop(&p);
-	teardown_engine();
+	/* 200 ms: the first session says QUIT and closes (one message each) */
+	run_two(&p, s, sizeof(s) / sizeof(s[0]), 3, 1, "SEALPOST_MSGS_PER_CONNECTION=1", 200000,
+	    &j1, &j2, &m1, &m2);
 
 	cr_assert_eq(j1->out[0].status, Q_RCPT_SENT);
 	cr_assert_eq(j2->out[0].status, Q_RCPT_SENT, "%s %s", j2->out[0].dsn, j2->out[0].text);
